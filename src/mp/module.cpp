@@ -5,6 +5,7 @@
 #include "mp/module.h"
 
 #include "mp/embedded.h"
+#include "mp/forkserver.h"
 #include "mp/lua_util.h"
 #include "mp/process.h"
 #include "mp/system.h"
@@ -47,6 +48,7 @@ void open_core(lua_State* L) {
   lua_setfield(L, -2, "set_error_classes");
   open_system(L);
   open_process(L);
+  open_forkserver(L);
   lua_pushstring(L, "0.1.0");
   lua_setfield(L, -2, "version");
 }
