@@ -15,6 +15,16 @@ core.set_error_classes(errors)
 for _, name in ipairs(errors.names) do mp[name] = errors[name] end
 mp.isinstance = class.isinstance
 
+-- The codec (API.md, "What crosses between processes"): pickle's dumps and
+-- loads, and classes whose instances may cross.  The error classes are
+-- registered so an error raised in one process arrives as the same class.
+mp.dumps = core.dumps
+mp.loads = core.loads
+mp.register_class = core.register_class
+for _, name in ipairs(errors.names) do
+  core.register_class("multiprocessing." .. name, errors[name])
+end
+
 -- Processes
 mp.cpu_count = core.cpu_count
 mp.current_process = process.current_process
