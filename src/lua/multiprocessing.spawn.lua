@@ -117,7 +117,7 @@ function M.launch_spawn(proc)
     error(memfd, 0)
   end
   local exe = M.get_executable()
-  local code = string.format("require('multiprocessing.spawn').main(%d, {%s})", memfd,
+  local code = string.format("require('multiprocessing'); require('multiprocessing.spawn').main(%d, {%s})", memfd,
                              table.concat(fds, ","))
   local keep = {memfd, sentinel_w}
   for _, fd in ipairs(fds) do keep[#keep + 1] = fd end
