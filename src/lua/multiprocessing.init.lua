@@ -20,4 +20,12 @@ mp.cpu_count = core.cpu_count
 mp.current_process = process.current_process
 mp.Process = process.Process
 
+-- Pipes and connections (API.md "Pipes and connections")
+mp.Pipe = core.Pipe
+mp.connection = {
+  Listener = core.Listener,
+  Client = core.Client,
+  wait = core.connection_wait,
+}
+
 return mp

@@ -4,6 +4,7 @@
 // "multiprocessing" chunk builds the public table from both.
 #include "mp/module.h"
 
+#include "mp/connection.h"
 #include "mp/embedded.h"
 #include "mp/lua_util.h"
 #include "mp/system.h"
@@ -45,6 +46,7 @@ void open_core(lua_State* L) {
   lua_pushcfunction(L, core_set_error_classes);
   lua_setfield(L, -2, "set_error_classes");
   open_system(L);
+  connection::open_connection(L);
   lua_pushstring(L, "0.1.0");
   lua_setfield(L, -2, "version");
 }
