@@ -7,6 +7,7 @@
 #include "mp/connection.h"
 #include "mp/embedded.h"
 #include "mp/lua_util.h"
+#include "mp/process.h"
 #include "mp/system.h"
 
 namespace luamp {
@@ -46,6 +47,7 @@ void open_core(lua_State* L) {
   lua_pushcfunction(L, core_set_error_classes);
   lua_setfield(L, -2, "set_error_classes");
   open_system(L);
+  open_process(L);
   connection::open_connection(L);
   lua_pushstring(L, "0.1.0");
   lua_setfield(L, -2, "version");
