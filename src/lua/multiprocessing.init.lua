@@ -57,4 +57,12 @@ end
 -- terminated and the others joined, as Python's atexit hook does.
 mp._exit_guard = setmetatable({}, {__gc = function() process._exit_function() end})
 
+-- Pipes and connections (API.md "Pipes and connections")
+mp.Pipe = core.Pipe
+mp.connection = {
+  Listener = core.Listener,
+  Client = core.Client,
+  wait = core.connection_wait,
+}
+
 return mp

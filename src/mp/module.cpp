@@ -5,6 +5,7 @@
 #include "mp/module.h"
 
 #include "mp/codec.h"
+#include "mp/connection.h"
 #include "mp/embedded.h"
 #include "mp/forkserver.h"
 #include "mp/lua_util.h"
@@ -53,6 +54,7 @@ void open_core(lua_State* L) {
   open_forkserver(L);
   codec::open_codec(L);
   open_payload(L);
+  connection::open_connection(L);
   lua_pushstring(L, "0.1.0");
   lua_setfield(L, -2, "version");
 }
