@@ -122,15 +122,15 @@ local function is_class(t)
 end
 
 -- The methods table of a native type's metatable: `__methods` if set, else
--- the `__index` table, else (an `__index` function that serves fields, then
--- methods) the first table among that function's upvalues.
+-- the `__index` table, else (an `__index` C function that serves fields,
+-- then methods) the first table among that function's upvalues.
 function M.methods_of(mt)
   if type(mt) ~= "table" then return nil end
   local m = rawget(mt, "__methods")
   if type(m) == "table" then return m end
   local idx = rawget(mt, "__index")
   if type(idx) == "table" then return idx end
-  if type(idx) == "function" then
+  if type(idx) == "function" and debug.getinfo(idx, "S").what == "C" then
     for i = 1, 255 do
       local name, v = debug.getupvalue(idx, i)
       if name == nil then break end
