@@ -230,6 +230,12 @@ TEST_CASE("Tab completes fields after '.' and methods after ':'", "[repl]") {
   r.expect("e:extend(");
   r.send("\x03");
   r.expect("> ");
+  r.send("a, b = mp.Pipe()\n");
+  r.expect("> ");
+  r.send("a:recv_bytes_i\t");  // a native type's method
+  r.expect("a:recv_bytes_into(");
+  r.send("\x03");
+  r.expect("> ");
   r.send("t = {inner = {deep = {value = 7}}}\n");
   r.expect("> ");
   r.send("t.inner.deep.va\t");
