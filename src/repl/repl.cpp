@@ -90,10 +90,11 @@ Read read_line(const char* prompt, std::string& out) {
   Session* s = g_session;
   s->line_done = s->line_eof = false;
   s->line.clear();
-  sigset_t block, waitmask;
+  sigset_t block, saved, waitmask;
   sigemptyset(&block);
   sigaddset(&block, SIGINT);
-  sigprocmask(SIG_BLOCK, &block, &waitmask);
+  sigprocmask(SIG_BLOCK, &block, &saved);
+  waitmask = saved;
   sigdelset(&waitmask, SIGINT);
   g_prompt_sigint = 0;
   rl_callback_handler_install(prompt, on_line);
@@ -128,7 +129,7 @@ Read read_line(const char* prompt, std::string& out) {
     }
     rl_callback_read_char();
   }
-  sigprocmask(SIG_UNBLOCK, &block, nullptr);
+  sigprocmask(SIG_SETMASK, &saved, nullptr);
   return result;
 }
 
