@@ -57,9 +57,14 @@ Session* g_session = nullptr;
 
 enum class Read { kLine, kEof, kInterrupted };
 
+// The history file: $LUAMP_HISTORY, else ~/.luamp_history; none ("") when
+// LUAMP_HISTORY is empty, when neither it nor HOME is set, or when stdin is
+// not a terminal (piped input is not the user's history).
 std::string history_path() {
+  if (!isatty(STDIN_FILENO)) return "";
   if (const char* p = std::getenv("LUAMP_HISTORY")) return p;
-  if (const char* home = std::getenv("HOME")) return std::string(home) + "/.luamp_history";
+  const char* home = std::getenv("HOME");
+  if (home != nullptr && home[0] != '\0') return std::string(home) + "/.luamp_history";
   return "";
 }
 
