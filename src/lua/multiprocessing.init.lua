@@ -18,6 +18,16 @@ core.set_error_classes(errors)
 for _, name in ipairs(errors.names) do mp[name] = errors[name] end
 mp.isinstance = class.isinstance
 
+-- The codec (API.md, "What crosses between processes"): pickle's dumps and
+-- loads, and classes whose instances may cross.  The error classes are
+-- registered so an error raised in one process arrives as the same class.
+mp.dumps = core.dumps
+mp.loads = core.loads
+mp.register_class = core.register_class
+for _, name in ipairs(errors.names) do
+  core.register_class("multiprocessing." .. name, errors[name])
+end
+
 -- Processes and contexts
 mp.cpu_count = core.cpu_count
 mp.Process = process.Process
@@ -28,6 +38,13 @@ mp.set_start_method = context.set_start_method
 mp.get_start_method = context.get_start_method
 mp.get_all_start_methods = context.get_all_start_methods
 mp.get_context = context.make_get_context(mp)
+do
+  local spawn = require "multiprocessing.spawn"
+  local forkserver = require "multiprocessing.forkserver"
+  context.add_launcher("spawn", spawn.launch_spawn)
+  context.add_launcher("forkserver", forkserver.launch_forkserver)
+  mp.set_executable = spawn.set_executable
+end
 
 -- Logging
 mp.get_logger = util.get_logger

@@ -269,8 +269,10 @@ Process.__repr = Process.__tostring
 local ParentProcess = class.new("ParentProcess")
 M.ParentProcess = ParentProcess
 
+-- Alive while the pid exists.  (A fork server's child is not the kernel
+-- child of the process that asked for it, so getppid() cannot tell.)
 function ParentProcess:is_alive()
-  if core.getppid() ~= self.pid then return false end
+  if core.getppid() == self.pid then return true end
   return core.kill(self.pid, 0) == true
 end
 
@@ -313,8 +315,9 @@ end
 function M._set_launcher(fn) start_method_hook = fn end
 
 -- In a newly started child: `self` becomes the current process.
-function M._become_child(self, parent_pid, parent_name, parent_sentinel)
+function M._become_child(self, parent_pid, parent_name, parent_sentinel, method)
   rawset(self, "_popen", nil)
+  rawset(self, "_started_by", method or "fork")
   rawset(self, "_pid", core.getpid())
   rawset(self, "_counter", 0)
   current = self
@@ -333,8 +336,17 @@ function M._bootstrap(self)
   if ok then
     util.info("process shutting down")
   else
+    err = tostring(err)
+    local method = rawget(self, "_started_by")
+    local global = err:match("global '([%w_]+)'")
+    if global and method ~= "fork" and rawget(_G, global) == nil then
+      err = err .. string.format("\n(note: under the %s start method a child starts from a fresh luamp"
+        .. " and never runs the parent's main script, so the global '%s' does not exist here;"
+        .. " make it a local of the script (it then travels as an upvalue) or require it from a module)",
+        method, global)
+    end
     io.stdout:flush()
-    io.stderr:write("Process ", rawget(self, "_name"), ":\n", tostring(err), "\n")
+    io.stderr:write("Process ", rawget(self, "_name"), ":\n", err, "\n")
     io.stderr:flush()
     code = 1
   end

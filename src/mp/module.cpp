@@ -4,9 +4,12 @@
 // "multiprocessing" chunk builds the public table from both.
 #include "mp/module.h"
 
+#include "mp/codec.h"
 #include "mp/connection.h"
 #include "mp/embedded.h"
+#include "mp/forkserver.h"
 #include "mp/lua_util.h"
+#include "mp/payload.h"
 #include "mp/process.h"
 #include "mp/system.h"
 
@@ -48,6 +51,9 @@ void open_core(lua_State* L) {
   lua_setfield(L, -2, "set_error_classes");
   open_system(L);
   open_process(L);
+  open_forkserver(L);
+  codec::open_codec(L);
+  open_payload(L);
   connection::open_connection(L);
   lua_pushstring(L, "0.1.0");
   lua_setfield(L, -2, "version");

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -266,9 +267,9 @@ int process_executable(lua_State* L) {
 }
 
 // core.spawn_exec(executable, argv_table, keep_fds_table [, die_with_parent])
-// -> pid, sentinel_fd.  Forks and execs `executable` with the given argv;
-// the fds listed in keep_fds stay open across exec (everything else is
-// close-on-exec as created).  The sentinel works as for fork().
+// -> pid.  Forks and execs `executable` with the given argv; the fds listed
+// in keep_fds stay open across exec (everything else luamp opens is
+// close-on-exec).
 int process_spawn_exec(lua_State* L) {
   const char* exe = luaL_checkstring(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -303,9 +304,6 @@ int process_spawn_exec(lua_State* L) {
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
 
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) throw Failure::os("spawn: pipe", errno);
-    UniqueFd read_end(fds[0]), write_end(fds[1]);
     int own = own_sentinel(L);
     std::fflush(nullptr);
     pid_t parent = getpid();
@@ -318,9 +316,6 @@ int process_spawn_exec(lua_State* L) {
         int flags = fcntl(fd, F_GETFD);
         if (flags >= 0) fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
       }
-      // The sentinel's write end must survive exec too.
-      int flags = fcntl(fds[1], F_GETFD);
-      if (flags >= 0) fcntl(fds[1], F_SETFD, flags & ~FD_CLOEXEC);
       if (die_with_parent) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent) _exit(1);
@@ -331,10 +326,64 @@ int process_spawn_exec(lua_State* L) {
       (void)ignored;
       _exit(127);
     }
-    write_end.reset();
     lua_pushinteger(L, pid);
-    lua_pushinteger(L, read_end.release());
-    return 2;
+    return 1;
+  });
+}
+
+// core.pipe() -> read_fd, write_fd (both close-on-exec).
+int process_pipe(lua_State* L) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    int err = errno;
+    return luaL_error(L, "pipe: %s", std::strerror(err));
+  }
+  lua_pushinteger(L, fds[0]);
+  lua_pushinteger(L, fds[1]);
+  return 2;
+}
+
+// core.memfd_from(bytes) -> fd: an anonymous file holding the bytes,
+// positioned at 0 (close-on-exec).  Spawn and forkserver payloads travel so.
+int process_memfd_from(lua_State* L) {
+  size_t len;
+  const char* data = luaL_checklstring(L, 1, &len);
+  return run_guarded(L, [&] {
+    UniqueFd fd(memfd_create("luamp-payload", MFD_CLOEXEC));
+    if (!fd) throw Failure::os("memfd_create", errno);
+    size_t done = 0;
+    while (done < len) {
+      ssize_t n = write(fd.get(), data + done, len - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw Failure::os("memfd write", errno);
+      }
+      done += static_cast<size_t>(n);
+    }
+    if (lseek(fd.get(), 0, SEEK_SET) != 0) throw Failure::os("memfd lseek", errno);
+    lua_pushinteger(L, fd.release());
+    return 1;
+  });
+}
+
+// core.read_fd(fd) -> the rest of the file's bytes; closes fd.
+int process_read_fd(lua_State* L) {
+  int raw = static_cast<int>(luaL_checkinteger(L, 1));
+  return run_guarded(L, [&] {
+    UniqueFd fd(raw);
+    std::string out;
+    char buf[65536];
+    for (;;) {
+      ssize_t n = read(fd.get(), buf, sizeof buf);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw Failure::os("read payload", errno);
+      }
+      if (n == 0) break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+    lua_pushlstring(L, out.data(), out.size());
+    return 1;
   });
 }
 
@@ -364,6 +413,13 @@ int process_ignore_sigint(lua_State* L) {
   return 0;
 }
 
+// core.restore_sigint(): back to the default SIGINT disposition.
+int process_restore_sigint(lua_State* L) {
+  (void)L;
+  signal(SIGINT, SIG_DFL);
+  return 0;
+}
+
 }  // namespace
 
 void open_process(lua_State* L) {
@@ -377,9 +433,13 @@ void open_process(lua_State* L) {
                                    {"random_bytes", process_random_bytes},
                                    {"executable", process_executable},
                                    {"spawn_exec", process_spawn_exec},
+                                   {"pipe", process_pipe},
+                                   {"memfd_from", process_memfd_from},
+                                   {"read_fd", process_read_fd},
                                    {"set_own_sentinel", process_set_own_sentinel},
                                    {"die_with_parent", process_die_with_parent},
                                    {"ignore_sigint", process_ignore_sigint},
+                                   {"restore_sigint", process_restore_sigint},
                                    {nullptr, nullptr}};
   luaL_setfuncs(L, funcs, 0);
   static const struct {

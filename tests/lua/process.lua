@@ -1,7 +1,7 @@
 -- Process under each start method: exit codes, names and nesting, join
 -- timeouts, terminate/kill, daemons, active_children, errors for misuse,
 -- output through a pipe, contexts.
--- start methods: fork
+-- start methods: fork spawn forkserver
 local mp = require "multiprocessing"
 local method = os.getenv("LUAMP_START_METHOD") or "fork"
 assert(mp.get_start_method() == method, "default start method follows LUAMP_START_METHOD")
@@ -207,6 +207,36 @@ do
     local _, childs = out:gsub("child\t%d", "")
     assert(befores == 1, "buffered output written " .. befores .. " times:\n" .. out)
     assert(childs == 4 and out:find("done"), out)
+  end
+end
+
+-- A global defined by the main script: present under fork, missing (with a
+-- message naming the start method) under spawn and forkserver.
+do
+  helper_defined_by_main = function() return 0 end  -- luacheck: ignore
+  local exe = os.getenv("LUAMP_EXE")
+  local p = mp.Process{target = function() os.exit(helper_defined_by_main()) end}
+  p:start()
+  p:join(30)
+  if method == "fork" then
+    assert(p.exitcode == 0)
+  else
+    assert(p.exitcode == 1)
+    if exe then
+      local script = os.tmpname()
+      local f = assert(io.open(script, "w"))
+      f:write([[
+        local mp = require "multiprocessing"
+        function helper() return 1 end
+        local p = mp.Process{target = function() helper() end}
+        p:start(); p:join()
+      ]])
+      f:close()
+      local out = io.popen("LUAMP_START_METHOD=" .. method .. " " .. exe .. " " .. script .. " 2>&1"):read("a")
+      os.remove(script)
+      assert(out:find("under the " .. method .. " start method", 1, true), out)
+      assert(out:find("global 'helper'", 1, true), out)
+    end
   end
 end
 

@@ -1,0 +1,1301 @@
+// The codec: Lua values <-> bytes (see codec.h; the wire format and the
+// limits are in docs/design/codec.md).  Used by every channel that carries
+// values between processes (Queue, Pipe/Connection, Pool, managers, spawned
+// Process arguments) and exposed to Lua as mp.dumps / mp.loads /
+// mp.register_class.
+//
+// Per-state data lives in the registry:
+//   luamp.codec.types      metatable name -> lightuserdata(NativeType*)
+//   luamp.codec.classes    class name -> metatable      (mp.register_class)
+//   luamp.codec.classnames metatable -> class name
+//   luamp.codec.cnames     C function -> path ("math.sqrt"), built lazily
+//   luamp.codec.cfuncs     path -> C function, built with cnames
+#include "mp/codec.h"
+
+#include <cctype>
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "mp/lua_util.h"
+#include "mp/repr.h"
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the codec writes fixed-width fields in host order, which must be little-endian"
+#endif
+
+namespace luamp::codec {
+namespace {
+
+constexpr const char* kTypesKey = "luamp.codec.types";
+constexpr const char* kClassesKey = "luamp.codec.classes";
+constexpr const char* kClassNamesKey = "luamp.codec.classnames";
+constexpr const char* kCNamesKey = "luamp.codec.cnames";
+constexpr const char* kCFuncsKey = "luamp.codec.cfuncs";
+
+constexpr uint8_t kVersion = 1;
+// Deepest nesting of tables/functions/objects, checked on both sides.
+constexpr int kMaxDepth = 1000;
+// Strings up to this length are interned by Lua (LUAI_MAXSHORTLEN), so one
+// pointer means one content: table keys that short are sent once per message.
+constexpr size_t kMemoStringMax = 40;
+// Bytecode nesting limit (functions inside functions), as Lua's parser has.
+constexpr int kMaxProtoDepth = 200;
+
+// Wire tags (docs/design/codec.md).
+enum Tag : uint8_t {
+  T_NIL = 0x00,
+  T_FALSE = 0x01,
+  T_TRUE = 0x02,
+  T_INT8 = 0x03,
+  T_INT16 = 0x04,
+  T_INT32 = 0x05,
+  T_INT64 = 0x06,
+  T_FLOAT = 0x07,
+  T_STR = 0x08,      // varint length, bytes
+  T_STRMEMO = 0x09,  // varint length, bytes; receiver remembers it
+  T_STRREF = 0x0A,   // varint index of a remembered string
+  T_TABLE = 0x0B,    // varint narr, u32 nhash, narr values, nhash key/value pairs
+  T_CLASS = 0x0C,    // class name (a string), then a table body
+  T_REDUCE = 0x0D,   // class name, then the value __reduce returned
+  T_REF = 0x0E,      // varint index of an object already in the message
+  T_GLOBALS = 0x0F,  // the receiver's global table
+  T_MODULE = 0x10,   // module name: package.loaded[name] (or require(name))
+  T_CLASSREF = 0x11, // a registered class itself, by name
+  T_LFUNC = 0x12,    // u32 length, bytecode, u8 nups, nups upvalue entries
+  T_CFUNC = 0x13,    // path ("math.sqrt")
+  T_NATIVE = 0x14,   // type name, varint length, the type's own description
+  T_UPREF = 0x15,    // in an upvalue list: varint function index, u8 upvalue number
+  T_SHORTSTR = 0x40, // 0x40 | length, for strings of 0..63 bytes
+};
+
+// ---------------------------------------------------------------------------
+// An open-addressing map from non-null pointers to 32-bit values (identity of
+// tables, functions, interned strings and upvalues while encoding).
+class PtrMap {
+ public:
+  // Returns the value for key, or -1.
+  int64_t find(const void* key) const {
+    if (keys_.empty()) return -1;
+    size_t mask = keys_.size() - 1;
+    for (size_t i = hash(key) & mask;; i = (i + 1) & mask) {
+      if (keys_[i] == key) return vals_[i];
+      if (keys_[i] == nullptr) return -1;
+    }
+  }
+  // Inserts or overwrites.
+  void put(const void* key, uint32_t val) {
+    if ((count_ + 1) * 2 > keys_.size()) grow();
+    size_t mask = keys_.size() - 1;
+    for (size_t i = hash(key) & mask;; i = (i + 1) & mask) {
+      if (keys_[i] == key) {
+        vals_[i] = val;
+        return;
+      }
+      if (keys_[i] == nullptr) {
+        keys_[i] = key;
+        vals_[i] = val;
+        ++count_;
+        return;
+      }
+    }
+  }
+
+ private:
+  static size_t hash(const void* p) {
+    uint64_t x = reinterpret_cast<uintptr_t>(p);
+    x ^= x >> 29;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    return static_cast<size_t>(x ^ (x >> 32));
+  }
+  void grow() {
+    std::vector<const void*> old_keys(keys_.empty() ? 32 : keys_.size() * 2, nullptr);
+    std::vector<uint32_t> old_vals(old_keys.size());
+    old_keys.swap(keys_);
+    old_vals.swap(vals_);
+    count_ = 0;
+    for (size_t i = 0; i < old_keys.size(); ++i)
+      if (old_keys[i] != nullptr) put(old_keys[i], old_vals[i]);
+  }
+  std::vector<const void*> keys_;
+  std::vector<uint32_t> vals_;
+  size_t count_ = 0;
+};
+
+// Pushes registry[key], creating an empty table there if missing.
+void push_registry_table(lua_State* L, const char* key) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, key);
+  }
+}
+
+bool is_identifier(const char* s, size_t len) {
+  if (len == 0 || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
+  for (size_t i = 1; i < len; ++i)
+    if (!(std::isalnum(static_cast<unsigned char>(s[i])) || s[i] == '_')) return false;
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// The C-function name table.
+
+// Adds every C function field of the table at `idx` as "<prefix><sep><key>"
+// (or just "<key>" when prefix is empty) unless the function already has a
+// name; every path is added to the path -> function map.
+void add_cfunctions(lua_State* L, int idx, const std::string& prefix, char sep, int names, int funcs) {
+  idx = lua_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    if (lua_type(L, -2) == LUA_TSTRING && lua_iscfunction(L, -1)) {
+      size_t klen;
+      const char* k = lua_tolstring(L, -2, &klen);
+      std::string path = prefix.empty() ? std::string(k, klen) : prefix + sep + std::string(k, klen);
+      lua_pushvalue(L, -1);
+      if (lua_rawget(L, names) == LUA_TNIL) {
+        lua_pushvalue(L, -2);
+        lua_pushlstring(L, path.data(), path.size());
+        lua_rawset(L, names);
+      }
+      lua_pop(L, 1);
+      lua_pushlstring(L, path.data(), path.size());
+      lua_pushvalue(L, -2);
+      lua_rawset(L, funcs);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+// (Re)builds registry cnames/cfuncs from the globals, the standard library,
+// the loaded luamp modules, the FILE* methods and the metatables of the
+// registered native types.  Stack-neutral.  Runs Lua API calls only (no
+// metamethods), so nothing raises except on memory exhaustion.
+void build_cfunction_table(lua_State* L) {
+  int top = lua_gettop(L);
+  lua_newtable(L);
+  int names = lua_gettop(L);
+  lua_newtable(L);
+  int funcs = lua_gettop(L);
+  lua_pushglobaltable(L);
+  add_cfunctions(L, -1, "", '.', names, funcs);
+  lua_pop(L, 1);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  int loaded = lua_gettop(L);
+  static const char* const kStd[] = {"string", "table", "math", "io", "os", "coroutine", "utf8",
+                                     "debug", "package", "multiprocessing.core", nullptr};
+  for (int i = 0; kStd[i] != nullptr; ++i) {
+    if (lua_getfield(L, loaded, kStd[i]) == LUA_TTABLE) add_cfunctions(L, -1, kStd[i], '.', names, funcs);
+    lua_pop(L, 1);
+  }
+  lua_pushnil(L);
+  while (lua_next(L, loaded) != 0) {
+    if (lua_type(L, -2) == LUA_TSTRING && lua_istable(L, -1)) {
+      std::string name = lua_tostring(L, -2);
+      if (name.rfind("multiprocessing", 0) == 0) add_cfunctions(L, -1, name, '.', names, funcs);
+    }
+    lua_pop(L, 1);
+  }
+  if (luaL_getmetatable(L, LUA_FILEHANDLE) == LUA_TTABLE) {
+    add_cfunctions(L, -1, "FILE*", '.', names, funcs);
+    if (lua_getfield(L, -1, "__index") == LUA_TTABLE) add_cfunctions(L, -1, "FILE*", '.', names, funcs);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  push_registry_table(L, kTypesKey);
+  lua_pushnil(L);
+  while (lua_next(L, -2) != 0) {
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      std::string tname = lua_tostring(L, -2);
+      if (luaL_getmetatable(L, tname.c_str()) == LUA_TTABLE) {
+        add_cfunctions(L, -1, tname, '.', names, funcs);
+        if (lua_getfield(L, -1, "__index") == LUA_TTABLE) add_cfunctions(L, -1, tname, '.', names, funcs);
+        lua_pop(L, 1);
+      }
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, names);
+  lua_setfield(L, LUA_REGISTRYINDEX, kCNamesKey);
+  lua_pushvalue(L, funcs);
+  lua_setfield(L, LUA_REGISTRYINDEX, kCFuncsKey);
+  lua_settop(L, top);
+}
+
+// Looks the C function at `idx` up; pushes its path or nil.  Rebuilds the
+// table once when the function is not found (a module loaded since).
+void push_cfunction_name(lua_State* L, int idx) {
+  idx = lua_absindex(L, idx);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (attempt == 1 || lua_getfield(L, LUA_REGISTRYINDEX, kCNamesKey) != LUA_TTABLE) {
+      if (attempt == 0) lua_pop(L, 1);
+      build_cfunction_table(L);
+      lua_getfield(L, LUA_REGISTRYINDEX, kCNamesKey);
+    }
+    lua_pushvalue(L, idx);
+    if (lua_rawget(L, -2) != LUA_TNIL) {
+      lua_remove(L, -2);
+      return;
+    }
+    lua_pop(L, 2);
+  }
+  lua_pushnil(L);
+}
+
+// Pushes the C function known by `path` here, or nil (after one rebuild).
+void push_cfunction_by_name(lua_State* L, int path_idx) {
+  path_idx = lua_absindex(L, path_idx);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (attempt == 1 || lua_getfield(L, LUA_REGISTRYINDEX, kCFuncsKey) != LUA_TTABLE) {
+      if (attempt == 0) lua_pop(L, 1);
+      build_cfunction_table(L);
+      lua_getfield(L, LUA_REGISTRYINDEX, kCFuncsKey);
+    }
+    lua_pushvalue(L, path_idx);
+    if (lua_rawget(L, -2) != LUA_TNIL) {
+      lua_remove(L, -2);
+      return;
+    }
+    lua_pop(L, 2);
+  }
+  lua_pushnil(L);
+}
+
+// ---------------------------------------------------------------------------
+// Encoder.
+
+class Encoder {
+ public:
+  Encoder(lua_State* L, std::string& out, EncodeContext& ctx)
+      : L_(L), s_(out), pos_(out.size()), ctx_(ctx) {}
+
+  // Encodes the value at `idx` after the version byte.  On failure restores
+  // the stack top and the output size, and rethrows.
+  void run(int idx) {
+    idx = lua_absindex(L_, idx);
+    int top = lua_gettop(L_);
+    size_t start = pos_;
+    try {
+      if (!lua_checkstack(L_, 8)) throw Failure::plain("cannot send a value: Lua stack overflow");
+      lua_pushglobaltable(L_);
+      globals_ = lua_topointer(L_, -1);
+      lua_pop(L_, 1);
+      // Keeps the values __reduce returned alive until the message is done
+      // (their identities are in the memo).
+      lua_newtable(L_);
+      anchors_ = lua_gettop(L_);
+      put_byte(kVersion);
+      value(idx);
+      s_.resize(pos_);
+    } catch (...) {
+      s_.resize(start);
+      lua_settop(L_, top);
+      throw;
+    }
+    lua_settop(L_, top);
+  }
+
+ private:
+  // One step from the root to the value being encoded, for error paths.
+  struct Step {
+    enum Kind { kIndex, kKey, kAsKey, kUpvalue, kReduced } kind;
+    int64_t n;  // array index; stack index of the key; upvalue number
+    int func;   // stack index of the function (kUpvalue)
+  };
+
+  // --- output -------------------------------------------------------------
+  char* room(size_t n) {
+    if (s_.size() - pos_ < n) grow(n);
+    return &s_[pos_];
+  }
+  void grow(size_t n) {
+    size_t want = pos_ + n;
+    size_t cap = s_.size() < 64 ? 64 : s_.size() * 2;
+    if (cap < want) cap = want;
+    s_.resize(cap);
+  }
+  void put_byte(uint8_t b) {
+    *room(1) = static_cast<char>(b);
+    ++pos_;
+  }
+  void put_bytes(const void* p, size_t n) {
+    std::memcpy(room(n), p, n);
+    pos_ += n;
+  }
+  void put_varint(uint64_t v) {
+    char* p = room(10);
+    size_t i = 0;
+    while (v >= 0x80) {
+      p[i++] = static_cast<char>((v & 0x7f) | 0x80);
+      v >>= 7;
+    }
+    p[i++] = static_cast<char>(v);
+    pos_ += i;
+  }
+  void put_u32_at(size_t at, uint32_t v) { std::memcpy(&s_[at], &v, 4); }
+  size_t reserve_u32() {
+    room(4);
+    size_t at = pos_;
+    pos_ += 4;
+    return at;
+  }
+
+  // --- errors -------------------------------------------------------------
+  std::string path_string() {
+    std::string p = ctx_.path.empty() ? "value" : ctx_.path;
+    for (const Step& s : steps_) {
+      switch (s.kind) {
+        case Step::kIndex: p += "[" + std::to_string(s.n) + "]"; break;
+        case Step::kKey: {
+          int k = static_cast<int>(s.n);
+          if (lua_type(L_, k) == LUA_TSTRING) {
+            size_t len;
+            const char* str = lua_tolstring(L_, k, &len);
+            if (is_identifier(str, len)) {
+              p += "." + std::string(str, len);
+            } else {
+              p += "[" + repr_value(L_, k) + "]";
+            }
+          } else if (lua_type(L_, k) == LUA_TNUMBER || lua_type(L_, k) == LUA_TBOOLEAN) {
+            p += "[" + repr_value(L_, k) + "]";
+          } else {
+            p += std::string("[<") + luaL_typename(L_, k) + ">]";
+          }
+          break;
+        }
+        case Step::kAsKey: p += "(key)"; break;
+        case Step::kUpvalue: {
+          const char* name = lua_getupvalue(L_, s.func, static_cast<int>(s.n));
+          if (name != nullptr) lua_pop(L_, 1);
+          p += std::string("(upvalue ") + (name && *name ? name : "?") + ")";
+          break;
+        }
+        case Step::kReduced: p += "(reduced)"; break;
+      }
+    }
+    return p;
+  }
+  [[noreturn]] void fail(const std::string& what) {
+    std::string path = path_string();
+    ctx_.path = path;
+    throw Failure::plain("cannot send " + what + " (at " + path + ")");
+  }
+
+  // --- values -------------------------------------------------------------
+  void value(int idx) {
+    switch (lua_type(L_, idx)) {
+      case LUA_TNIL: put_byte(T_NIL); return;
+      case LUA_TBOOLEAN: put_byte(lua_toboolean(L_, idx) ? T_TRUE : T_FALSE); return;
+      case LUA_TNUMBER:
+        if (lua_isinteger(L_, idx)) {
+          integer(lua_tointeger(L_, idx));
+        } else {
+          double d = lua_tonumber(L_, idx);
+          char* p = room(9);
+          p[0] = static_cast<char>(T_FLOAT);
+          std::memcpy(p + 1, &d, 8);
+          pos_ += 9;
+        }
+        return;
+      case LUA_TSTRING: string(idx, false); return;
+      case LUA_TTABLE: table(idx); return;
+      case LUA_TFUNCTION:
+        if (lua_iscfunction(L_, idx)) {
+          cfunction(idx);
+        } else {
+          lfunction(idx);
+        }
+        return;
+      case LUA_TUSERDATA: userdata(idx); return;
+      case LUA_TLIGHTUSERDATA: fail("a light userdata");
+      case LUA_TTHREAD: fail("a coroutine");
+      default: fail(std::string("a ") + luaL_typename(L_, idx));
+    }
+  }
+
+  void integer(lua_Integer v) {
+    char* p = room(9);
+    if (v >= INT8_MIN && v <= INT8_MAX) {
+      p[0] = static_cast<char>(T_INT8);
+      p[1] = static_cast<char>(static_cast<int8_t>(v));
+      pos_ += 2;
+    } else if (v >= INT16_MIN && v <= INT16_MAX) {
+      int16_t x = static_cast<int16_t>(v);
+      p[0] = static_cast<char>(T_INT16);
+      std::memcpy(p + 1, &x, 2);
+      pos_ += 3;
+    } else if (v >= INT32_MIN && v <= INT32_MAX) {
+      int32_t x = static_cast<int32_t>(v);
+      p[0] = static_cast<char>(T_INT32);
+      std::memcpy(p + 1, &x, 4);
+      pos_ += 5;
+    } else {
+      int64_t x = v;
+      p[0] = static_cast<char>(T_INT64);
+      std::memcpy(p + 1, &x, 8);
+      pos_ += 9;
+    }
+  }
+
+  // Strings: short table keys (and type/class names) are sent once per
+  // message and then by index; other strings inline.
+  void string(int idx, bool memo) {
+    size_t len;
+    const char* s = lua_tolstring(L_, idx, &len);
+    if (memo && len <= kMemoStringMax) {
+      int64_t found = strings_.find(s);
+      if (found >= 0) {
+        put_byte(T_STRREF);
+        put_varint(static_cast<uint64_t>(found));
+        return;
+      }
+      strings_.put(s, nstrings_++);
+      put_byte(T_STRMEMO);
+      put_varint(len);
+      put_bytes(s, len);
+      return;
+    }
+    if (len < 64) {
+      char* p = room(1 + len);
+      p[0] = static_cast<char>(T_SHORTSTR | len);
+      std::memcpy(p + 1, s, len);
+      pos_ += 1 + len;
+      return;
+    }
+    put_byte(T_STR);
+    put_varint(len);
+    put_bytes(s, len);
+  }
+
+  // Emits a reference if the object was seen; returns true then.
+  bool reference(const void* p) {
+    int64_t found = objects_.find(p);
+    if (found < 0) return false;
+    if (found & kPending) fail("an object whose __reduce result contains the object itself");
+    put_byte(T_REF);
+    put_varint(static_cast<uint64_t>(found));
+    return true;
+  }
+  uint32_t remember(const void* p) {
+    uint32_t i = nobjects_++;
+    objects_.put(p, i);
+    return i;
+  }
+
+  void enter() {
+    if (++depth_ > kMaxDepth) fail("a value nested more than " + std::to_string(kMaxDepth) + " levels deep");
+    if (!lua_checkstack(L_, 10)) fail("a value: Lua stack overflow");
+  }
+  void leave() { --depth_; }
+
+  // Is the table at idx a loaded module (package.loaded[name])?  Pushes the
+  // name and returns true if so.
+  bool module_name(const void* p) {
+    if (!modules_built_) {
+      modules_built_ = true;
+      luaL_getsubtable(L_, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+      lua_pushnil(L_);
+      while (lua_next(L_, -2) != 0) {
+        if (lua_type(L_, -2) == LUA_TSTRING && lua_istable(L_, -1) && lua_topointer(L_, -1) != globals_) {
+          module_ptrs_.push_back(lua_topointer(L_, -1));
+          module_names_.emplace_back(lua_tostring(L_, -2));
+        }
+        lua_pop(L_, 1);
+      }
+      lua_pop(L_, 1);
+    }
+    for (size_t i = 0; i < module_ptrs_.size(); ++i) {
+      if (module_ptrs_[i] == p) {
+        lua_pushlstring(L_, module_names_[i].data(), module_names_[i].size());
+        return true;
+      }
+    }
+    return false;
+  }
+
+  void table(int idx) {
+    idx = lua_absindex(L_, idx);
+    const void* p = lua_topointer(L_, idx);
+    if (p == globals_) {
+      put_byte(T_GLOBALS);
+      return;
+    }
+    if (reference(p)) return;
+    enter();
+    if (module_name(p)) {
+      put_byte(T_MODULE);
+      string(-1, true);
+      lua_pop(L_, 1);
+      leave();
+      return;
+    }
+    if (lua_getmetatable(L_, idx)) {
+      int mt = lua_gettop(L_);
+      push_registry_table(L_, kClassNamesKey);
+      int classnames = mt + 1;
+      // A registered class itself travels by name.
+      lua_pushvalue(L_, idx);
+      if (lua_rawget(L_, classnames) == LUA_TSTRING) {
+        put_byte(T_CLASSREF);
+        string(-1, true);
+        lua_settop(L_, mt - 1);
+        leave();
+        return;
+      }
+      lua_pop(L_, 1);
+      lua_pushvalue(L_, mt);
+      if (lua_rawget(L_, classnames) != LUA_TSTRING) {
+        lua_pop(L_, 1);
+        std::string what = "a table with an unregistered metatable";
+        if (lua_getfield(L_, mt, "__name") == LUA_TSTRING) what += std::string(" '") + lua_tostring(L_, -1) + "'";
+        fail(what + " (see mp.register_class)");
+      }
+      int name = lua_gettop(L_);
+      if (lua_getfield(L_, mt, "__reduce") == LUA_TFUNCTION) {
+        uint32_t me = remember(p);
+        objects_.put(p, me | kPending);
+        put_byte(T_REDUCE);
+        string(name, true);
+        lua_pushvalue(L_, idx);
+        if (lua_pcall(L_, 1, 1, 0) != LUA_OK) {
+          std::string msg = lua_type(L_, -1) == LUA_TSTRING ? lua_tostring(L_, -1) : "(error object)";
+          fail(std::string("an object: its __reduce failed: ") + msg);
+        }
+        // Anchor the result so its identity stays unique while encoding.
+        lua_pushvalue(L_, -1);
+        lua_rawseti(L_, anchors_, static_cast<lua_Integer>(lua_rawlen(L_, anchors_) + 1));
+        steps_.push_back({Step::kReduced, 0, 0});
+        value(lua_gettop(L_));
+        steps_.pop_back();
+        objects_.put(p, me);
+        lua_settop(L_, mt - 1);
+        leave();
+        return;
+      }
+      lua_pop(L_, 1);
+      put_byte(T_CLASS);
+      string(name, true);
+      lua_settop(L_, mt - 1);
+    } else {
+      put_byte(T_TABLE);
+    }
+    remember(p);
+    table_body(idx);
+    leave();
+  }
+
+  // narr values for t[1..narr] (narr = the border #t), then the remaining
+  // key/value pairs with a u32 count written afterwards.
+  void table_body(int idx) {
+    lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L_, idx));
+    put_varint(static_cast<uint64_t>(n));
+    size_t count_at = reserve_u32();
+    for (lua_Integer i = 1; i <= n; ++i) {
+      lua_rawgeti(L_, idx, i);
+      steps_.push_back({Step::kIndex, i, 0});
+      value(lua_gettop(L_));
+      steps_.pop_back();
+      lua_pop(L_, 1);
+    }
+    uint32_t count = 0;
+    lua_pushnil(L_);
+    while (lua_next(L_, idx) != 0) {
+      int top = lua_gettop(L_);
+      int key = top - 1;
+      if (lua_isinteger(L_, key)) {
+        lua_Integer k = lua_tointeger(L_, key);
+        if (k >= 1 && k <= n) {
+          lua_pop(L_, 1);
+          continue;
+        }
+      }
+      if (lua_type(L_, key) == LUA_TSTRING) {
+        string(key, true);
+      } else {
+        steps_.push_back({Step::kAsKey, 0, 0});
+        value(key);
+        steps_.pop_back();
+      }
+      steps_.push_back({Step::kKey, key, 0});
+      value(top);
+      steps_.pop_back();
+      lua_pop(L_, 1);
+      if (++count == UINT32_MAX) fail("a table with 2^32 or more keys");
+    }
+    put_u32_at(count_at, count);
+  }
+
+  static int dump_writer(lua_State*, const void* p, size_t n, void* ud) {
+    Encoder* e = static_cast<Encoder*>(ud);
+    e->put_bytes(p, n);
+    return 0;
+  }
+
+  void lfunction(int idx) {
+    idx = lua_absindex(L_, idx);
+    const void* p = lua_topointer(L_, idx);
+    if (reference(p)) return;
+    enter();
+    uint32_t me = remember(p);
+    put_byte(T_LFUNC);
+    size_t len_at = reserve_u32();
+    size_t start = pos_;
+    lua_pushvalue(L_, idx);
+    int rc = lua_dump(L_, dump_writer, this, 0);
+    lua_pop(L_, 1);
+    if (rc != 0) fail("a function: lua_dump failed");
+    if (pos_ - start > UINT32_MAX) fail("a function whose bytecode is larger than 4 GiB");
+    put_u32_at(len_at, static_cast<uint32_t>(pos_ - start));
+    int nups = 0;
+    while (lua_getupvalue(L_, idx, nups + 1) != nullptr) {
+      lua_pop(L_, 1);
+      ++nups;
+    }
+    put_byte(static_cast<uint8_t>(nups));  // Lua allows at most 255
+    for (int i = 1; i <= nups; ++i) {
+      const void* id = lua_upvalueid(L_, idx, i);
+      int64_t shared = upvalues_.find(id);
+      if (shared >= 0) {
+        put_byte(T_UPREF);
+        put_varint(static_cast<uint64_t>(shared) >> 8);
+        put_byte(static_cast<uint8_t>(shared & 0xff));
+        continue;
+      }
+      upvalues_.put(id, (me << 8) | static_cast<uint32_t>(i));
+      lua_getupvalue(L_, idx, i);
+      steps_.push_back({Step::kUpvalue, i, idx});
+      value(lua_gettop(L_));
+      steps_.pop_back();
+      lua_pop(L_, 1);
+    }
+    leave();
+  }
+
+  void cfunction(int idx) {
+    push_cfunction_name(L_, idx);
+    if (lua_isnil(L_, -1)) fail("a C function luamp does not know");
+    put_byte(T_CFUNC);
+    string(-1, true);
+    lua_pop(L_, 1);
+  }
+
+  void userdata(int idx) {
+    idx = lua_absindex(L_, idx);
+    const void* p = lua_topointer(L_, idx);
+    if (reference(p)) return;
+    if (!lua_getmetatable(L_, idx)) fail("a userdata without a metatable");
+    int mt = lua_gettop(L_);
+    const NativeType* type = nullptr;
+    if (lua_getfield(L_, mt, "__name") == LUA_TSTRING) {
+      push_registry_table(L_, kTypesKey);
+      lua_pushvalue(L_, -2);
+      lua_rawget(L_, -2);
+      type = static_cast<const NativeType*>(lua_touserdata(L_, -1));
+      lua_pop(L_, 2);
+      if (type != nullptr) {
+        luaL_getmetatable(L_, type->metatable_name);
+        if (!lua_rawequal(L_, -1, mt)) type = nullptr;
+        lua_pop(L_, 1);
+      }
+    }
+    if (type == nullptr) {
+      std::string what = "a userdata";
+      if (lua_type(L_, mt + 1) == LUA_TSTRING) what += std::string(" of type '") + lua_tostring(L_, mt + 1) + "'";
+      fail(what);
+    }
+    enter();
+    remember(p);
+    put_byte(T_NATIVE);
+    string(mt + 1, true);
+    lua_settop(L_, mt - 1);
+    scratch_.clear();
+    try {
+      type->reduce(L_, idx, scratch_, ctx_);
+    } catch (Failure& f) {
+      if (f.cls.empty()) {
+        std::string path = path_string();
+        ctx_.path = path;
+        f.message += " (at " + path + ")";
+      }
+      throw;
+    }
+    put_varint(scratch_.size());
+    put_bytes(scratch_.data(), scratch_.size());
+    leave();
+  }
+
+  static constexpr uint32_t kPending = 0x80000000u;
+
+  lua_State* L_;
+  std::string& s_;
+  size_t pos_;
+  EncodeContext& ctx_;
+  const void* globals_ = nullptr;
+  int anchors_ = 0;
+  int depth_ = 0;
+  PtrMap objects_;
+  uint32_t nobjects_ = 0;
+  PtrMap strings_;
+  uint32_t nstrings_ = 0;
+  PtrMap upvalues_;
+  bool modules_built_ = false;
+  std::vector<const void*> module_ptrs_;
+  std::vector<std::string> module_names_;
+  std::vector<Step> steps_;
+  std::string scratch_;
+};
+
+// ---------------------------------------------------------------------------
+// Bytecode check: walks a lua_dump image (Lua 5.4 format, lundump.c) and
+// checks that every count and length fits in the bytes that follow, that
+// nesting is bounded and that the upvalue tables agree, so lua_load never
+// allocates from an unchecked length nor writes out of bounds.  It does not
+// make the instructions safe to run (see "Trust" in docs/design/codec.md).
+class BytecodeCheck {
+ public:
+  BytecodeCheck(const char* p, size_t n) : p_(reinterpret_cast<const uint8_t*>(p)), end_(p_ + n) {}
+
+  // Returns the number of upvalues of the main function, or throws.
+  int run() {
+    static const char kHead[] = "\x1bLua\x54\x00\x19\x93\r\n\x1a\n\x04\x08\x08";
+    need(sizeof kHead - 1);
+    if (std::memcmp(p_, kHead, sizeof kHead - 1) != 0) bad("bad bytecode header");
+    p_ += sizeof kHead - 1;
+    need(16);  // LUAC_INT, LUAC_NUM: lua_load checks their values
+    p_ += 16;
+    int nups = byte();
+    int main_ups = function(0);
+    if (nups != main_ups) bad("bytecode upvalue count mismatch");
+    if (p_ != end_) bad("trailing bytes after bytecode");
+    return nups;
+  }
+
+ private:
+  [[noreturn]] static void bad(const char* why) { throw Failure::plain(std::string("corrupt message: ") + why); }
+  void need(size_t n) {
+    if (static_cast<size_t>(end_ - p_) < n) bad("truncated bytecode");
+  }
+  int byte() {
+    need(1);
+    return *p_++;
+  }
+  // lundump's loadUnsigned: 7-bit groups, most significant first, the last
+  // byte has bit 7 set.
+  size_t unsigned_(size_t limit) {
+    size_t x = 0;
+    int b;
+    limit >>= 7;
+    do {
+      b = byte();
+      if (x >= limit) bad("integer overflow in bytecode");
+      x = (x << 7) | (b & 0x7f);
+    } while ((b & 0x80) == 0);
+    return x;
+  }
+  size_t count() { return unsigned_(INT_MAX); }
+  void skip(size_t n) {
+    need(n);
+    p_ += n;
+  }
+  void str() {
+    size_t size = unsigned_(~static_cast<size_t>(0));
+    if (size != 0) skip(size - 1);
+  }
+  // Returns the function's upvalue count.
+  int function(int depth) {
+    if (depth > kMaxProtoDepth) bad("bytecode nested too deep");
+    str();      // source
+    count();    // linedefined
+    count();    // lastlinedefined
+    skip(3);    // numparams, is_vararg, maxstacksize
+    size_t n = count();
+    if (n > static_cast<size_t>(end_ - p_) / 4) bad("truncated bytecode");
+    skip(n * 4);  // code
+    n = count();
+    for (size_t i = 0; i < n; ++i) {
+      switch (byte()) {
+        case 0: case 1: case 17: break;  // nil, false, true
+        case 3: case 19: skip(8); break;  // integer, float
+        case 4: case 20: str(); break;    // short, long string
+        default: bad("bad constant in bytecode");
+      }
+    }
+    size_t nups = count();
+    if (nups > 255) bad("too many upvalues in bytecode");
+    skip(nups * 3);
+    n = count();
+    for (size_t i = 0; i < n; ++i) function(depth + 1);
+    n = count();  // lineinfo
+    skip(n);
+    n = count();  // abslineinfo
+    for (size_t i = 0; i < n; ++i) {
+      count();
+      count();
+    }
+    n = count();  // locvars
+    for (size_t i = 0; i < n; ++i) {
+      str();
+      count();
+      count();
+    }
+    n = count();  // upvalue names: lundump writes them without a bound check
+    if (n > nups) bad("bytecode upvalue names mismatch");
+    for (size_t i = 0; i < n; ++i) str();
+    return static_cast<int>(nups);
+  }
+
+  const uint8_t* p_;
+  const uint8_t* end_;
+};
+
+// ---------------------------------------------------------------------------
+// Decoder.
+
+class Decoder {
+ public:
+  Decoder(lua_State* L, const char* data, size_t len, DecodeContext& ctx)
+      : L_(L), p_(reinterpret_cast<const uint8_t*>(data)), end_(p_ + len), ctx_(ctx) {}
+
+  // Pushes the decoded value; on failure restores the stack top and rethrows.
+  void run() {
+    int top = lua_gettop(L_);
+    try {
+      if (!lua_checkstack(L_, 8)) throw Failure::plain("corrupt message: Lua stack overflow");
+      if (p_ == end_) bad("empty");
+      uint8_t version = *p_++;
+      if (version != kVersion) bad("unknown version " + std::to_string(version));
+      lua_newtable(L_);
+      objects_ = lua_gettop(L_);
+      lua_newtable(L_);
+      strings_ = lua_gettop(L_);
+      value();
+      if (p_ != end_) bad("trailing bytes");
+      lua_replace(L_, objects_);
+      lua_settop(L_, objects_);
+    } catch (...) {
+      lua_settop(L_, top);
+      throw;
+    }
+  }
+
+ private:
+  [[noreturn]] static void bad(const std::string& why) { throw Failure::plain("corrupt message: " + why); }
+  size_t left() const { return static_cast<size_t>(end_ - p_); }
+  void need(size_t n) {
+    if (left() < n) bad("truncated");
+  }
+  uint8_t byte() {
+    need(1);
+    return *p_++;
+  }
+  template <class T>
+  T fixed() {
+    need(sizeof(T));
+    T v;
+    std::memcpy(&v, p_, sizeof(T));
+    p_ += sizeof(T);
+    return v;
+  }
+  uint64_t varint() {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      uint8_t b = byte();
+      if (shift == 63 && b > 1) bad("varint overflow");
+      v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) return v;
+    }
+    bad("varint overflow");
+  }
+  // A length that must fit in what is left of the message.
+  size_t length() {
+    uint64_t n = varint();
+    if (n > left()) bad("length " + std::to_string(n) + " exceeds the message");
+    return static_cast<size_t>(n);
+  }
+
+  void enter() {
+    if (++depth_ > kMaxDepth) bad("nested more than " + std::to_string(kMaxDepth) + " levels deep");
+    if (!lua_checkstack(L_, 10)) bad("Lua stack overflow");
+  }
+  void leave() { --depth_; }
+
+  uint32_t remember_slot() {
+    if (nobjects_ == UINT32_MAX) bad("too many objects");
+    return ++nobjects_;  // 1-based slot in the objects table; the wire index is slot-1
+  }
+  void set_slot(uint32_t slot, int idx) {
+    lua_pushvalue(L_, idx);
+    lua_rawseti(L_, objects_, slot);
+  }
+
+  // Pushes a string value read from a string tag (for names), or throws.
+  void name() {
+    uint8_t tag = byte();
+    if (!string_tag(tag)) bad("expected a name");
+  }
+
+  // Handles the string tags; returns false for any other tag.
+  bool string_tag(uint8_t tag) {
+    if ((tag & 0xC0) == T_SHORTSTR) {
+      size_t n = tag & 0x3f;
+      need(n);
+      lua_pushlstring(L_, reinterpret_cast<const char*>(p_), n);
+      p_ += n;
+      return true;
+    }
+    switch (tag) {
+      case T_STR: {
+        size_t n = length();
+        lua_pushlstring(L_, reinterpret_cast<const char*>(p_), n);
+        p_ += n;
+        return true;
+      }
+      case T_STRMEMO: {
+        size_t n = length();
+        lua_pushlstring(L_, reinterpret_cast<const char*>(p_), n);
+        p_ += n;
+        if (nstrings_ == UINT32_MAX) bad("too many strings");
+        lua_pushvalue(L_, -1);
+        lua_rawseti(L_, strings_, ++nstrings_);
+        return true;
+      }
+      case T_STRREF: {
+        uint64_t i = varint();
+        if (i >= nstrings_) bad("bad string reference");
+        lua_rawgeti(L_, strings_, static_cast<lua_Integer>(i + 1));
+        return true;
+      }
+      default: return false;
+    }
+  }
+
+  void value() {
+    uint8_t tag = byte();
+    switch (tag) {
+      case T_NIL: lua_pushnil(L_); return;
+      case T_FALSE: lua_pushboolean(L_, 0); return;
+      case T_TRUE: lua_pushboolean(L_, 1); return;
+      case T_INT8: lua_pushinteger(L_, fixed<int8_t>()); return;
+      case T_INT16: lua_pushinteger(L_, fixed<int16_t>()); return;
+      case T_INT32: lua_pushinteger(L_, fixed<int32_t>()); return;
+      case T_INT64: lua_pushinteger(L_, fixed<int64_t>()); return;
+      case T_FLOAT: lua_pushnumber(L_, fixed<double>()); return;
+      case T_TABLE: {
+        enter();
+        lua_Integer narr;
+        uint32_t nhash;
+        table_sizes(&narr, &nhash);
+        lua_createtable(L_, static_cast<int>(narr), static_cast<int>(nhash));
+        set_slot(remember_slot(), -1);
+        table_body(narr, nhash);
+        leave();
+        return;
+      }
+      case T_CLASS: {
+        enter();
+        name();
+        push_class(-1);
+        lua_remove(L_, -2);
+        lua_Integer narr;
+        uint32_t nhash;
+        table_sizes(&narr, &nhash);
+        lua_createtable(L_, static_cast<int>(narr), static_cast<int>(nhash));
+        set_slot(remember_slot(), -1);
+        table_body(narr, nhash);
+        lua_insert(L_, -2);
+        lua_setmetatable(L_, -2);
+        leave();
+        return;
+      }
+      case T_REDUCE: {
+        enter();
+        uint32_t slot = remember_slot();
+        name();
+        push_class(-1);
+        if (lua_getfield(L_, -1, "__rebuild") != LUA_TFUNCTION) {
+          throw Failure::plain(std::string("cannot rebuild an object of class '") + lua_tostring(L_, -3) +
+                               "': its metatable has __reduce but no __rebuild");
+        }
+        value();
+        if (lua_pcall(L_, 1, 1, 0) != LUA_OK) {
+          std::string msg = lua_type(L_, -1) == LUA_TSTRING ? lua_tostring(L_, -1) : "(error object)";
+          throw Failure::plain(std::string("cannot rebuild an object of class '") + lua_tostring(L_, -3) +
+                               "': " + msg);
+        }
+        set_slot(slot, -1);
+        lua_replace(L_, -3);
+        lua_pop(L_, 1);
+        leave();
+        return;
+      }
+      case T_REF: {
+        uint64_t i = varint();
+        if (i >= nobjects_) bad("bad reference");
+        if (lua_rawgeti(L_, objects_, static_cast<lua_Integer>(i + 1)) == LUA_TNIL)
+          bad("reference to an object still being rebuilt");
+        return;
+      }
+      case T_GLOBALS: lua_pushglobaltable(L_); return;
+      case T_MODULE: {
+        name();
+        module();
+        return;
+      }
+      case T_CLASSREF: {
+        name();
+        push_class(-1);
+        lua_remove(L_, -2);
+        return;
+      }
+      case T_LFUNC: lfunction(); return;
+      case T_CFUNC: {
+        name();
+        push_cfunction_by_name(L_, -1);
+        if (lua_isnil(L_, -1))
+          throw Failure::plain(std::string("cannot rebuild C function '") + lua_tostring(L_, -2) +
+                               "': not known in this process");
+        lua_remove(L_, -2);
+        return;
+      }
+      case T_NATIVE: native(); return;
+      default:
+        if (string_tag(tag)) return;
+        bad("unknown tag " + std::to_string(tag));
+    }
+  }
+
+  void table_sizes(lua_Integer* narr, uint32_t* nhash) {
+    uint64_t n = varint();
+    uint32_t h = fixed<uint32_t>();
+    // Every element takes at least one byte, every pair two.
+    if (n > left() || n > INT_MAX) bad("array size " + std::to_string(n) + " exceeds the message");
+    if (h > left() / 2) bad("hash size " + std::to_string(h) + " exceeds the message");
+    *narr = static_cast<lua_Integer>(n);
+    *nhash = h;
+  }
+
+  // The table is on top of the stack.
+  void table_body(lua_Integer narr, uint32_t nhash) {
+    int t = lua_gettop(L_);
+    for (lua_Integer i = 1; i <= narr; ++i) {
+      value();
+      if (lua_isnil(L_, -1)) {
+        lua_pop(L_, 1);
+      } else {
+        lua_rawseti(L_, t, i);
+      }
+    }
+    for (uint32_t i = 0; i < nhash; ++i) {
+      value();
+      int kt = lua_type(L_, -1);
+      if (kt == LUA_TNIL) bad("nil table key");
+      if (kt == LUA_TNUMBER && !lua_isinteger(L_, -1) && std::isnan(lua_tonumber(L_, -1))) bad("NaN table key");
+      value();
+      lua_rawset(L_, t);
+    }
+  }
+
+  // Name on top; replaces it with the registered metatable.
+  void push_class(int name_idx) {
+    name_idx = lua_absindex(L_, name_idx);
+    push_registry_table(L_, kClassesKey);
+    lua_pushvalue(L_, name_idx);
+    if (lua_rawget(L_, -2) != LUA_TTABLE)
+      throw Failure::plain(std::string("cannot rebuild an object of class '") + lua_tostring(L_, name_idx) +
+                           "': no class registered under that name (mp.register_class)");
+    lua_remove(L_, -2);
+  }
+
+  // Name on top; replaces it with package.loaded[name], requiring it if needed.
+  void module() {
+    luaL_getsubtable(L_, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_pushvalue(L_, -2);
+    if (lua_rawget(L_, -2) == LUA_TTABLE) {
+      lua_replace(L_, -3);
+      lua_pop(L_, 1);
+      return;
+    }
+    lua_pop(L_, 2);
+    lua_getglobal(L_, "require");
+    lua_pushvalue(L_, -2);
+    if (lua_pcall(L_, 1, 1, 0) != LUA_OK || !lua_istable(L_, -1)) {
+      std::string msg = lua_type(L_, -1) == LUA_TSTRING ? lua_tostring(L_, -1) : "it did not return a table";
+      throw Failure::plain(std::string("cannot rebuild a reference to module '") + lua_tostring(L_, -2) +
+                           "': " + msg);
+    }
+    lua_replace(L_, -2);
+  }
+
+  struct Reader {
+    const char* p;
+    size_t n;
+  };
+  static const char* reader(lua_State*, void* ud, size_t* size) {
+    Reader* r = static_cast<Reader*>(ud);
+    *size = r->n;
+    r->n = 0;
+    return *size ? r->p : nullptr;
+  }
+
+  void lfunction() {
+    enter();
+    uint32_t slot = remember_slot();
+    uint32_t len = fixed<uint32_t>();
+    need(len);
+    const char* code = reinterpret_cast<const char*>(p_);
+    int nups = BytecodeCheck(code, len).run();
+    Reader r{code, len};
+    if (lua_load(L_, reader, &r, "=(message)", "b") != LUA_OK) {
+      std::string msg = lua_type(L_, -1) == LUA_TSTRING ? lua_tostring(L_, -1) : "?";
+      bad("bad bytecode: " + msg);
+    }
+    p_ += len;
+    int f = lua_gettop(L_);
+    set_slot(slot, f);
+    if (byte() != nups) bad("upvalue count mismatch");
+    for (int i = 1; i <= nups; ++i) {
+      if (left() > 0 && *p_ == T_UPREF) {
+        ++p_;
+        uint64_t fi = varint();
+        int n = byte();
+        if (fi >= nobjects_) bad("bad upvalue reference");
+        lua_rawgeti(L_, objects_, static_cast<lua_Integer>(fi + 1));
+        if (lua_type(L_, -1) != LUA_TFUNCTION || lua_iscfunction(L_, -1) || n < 1 ||
+            lua_getupvalue(L_, -1, n) == nullptr)
+          bad("bad upvalue reference");
+        lua_pop(L_, 1);
+        lua_upvaluejoin(L_, f, i, -1, n);
+        lua_pop(L_, 1);
+        continue;
+      }
+      value();
+      lua_setupvalue(L_, f, i);
+    }
+    leave();
+  }
+
+  void native() {
+    enter();
+    uint32_t slot = remember_slot();
+    name();
+    push_registry_table(L_, kTypesKey);
+    lua_pushvalue(L_, -2);
+    lua_rawget(L_, -2);
+    const NativeType* type = static_cast<const NativeType*>(lua_touserdata(L_, -1));
+    if (type == nullptr)
+      throw Failure::plain(std::string("cannot rebuild a '") + lua_tostring(L_, -3) +
+                           "': type not known in this process");
+    lua_pop(L_, 3);
+    size_t len = length();
+    const char* data = reinterpret_cast<const char*>(p_);
+    p_ += len;
+    int top = lua_gettop(L_);
+    type->rebuild(L_, data, len, ctx_);
+    if (lua_gettop(L_) != top + 1) {
+      lua_settop(L_, top);
+      throw Failure::plain(std::string("rebuild of '") + type->metatable_name + "' did not push one value");
+    }
+    set_slot(slot, -1);
+    leave();
+  }
+
+  lua_State* L_;
+  const uint8_t* p_;
+  const uint8_t* end_;
+  DecodeContext& ctx_;
+  int objects_ = 0;
+  int strings_ = 0;
+  uint32_t nobjects_ = 0;
+  uint32_t nstrings_ = 0;
+  int depth_ = 0;
+};
+
+// ---------------------------------------------------------------------------
+// Lua bindings.
+
+// mp.dumps(v [, name]) -> string.  `name` names v in error paths.
+int codec_dumps(lua_State* L) {
+  luaL_checkany(L, 1);
+  const char* root = luaL_optstring(L, 2, "value");
+  return run_guarded(L, [&] {
+    std::string out;
+    EncodeContext ctx;
+    ctx.path = root;
+    encode(L, 1, out, ctx);
+    lua_pushlstring(L, out.data(), out.size());
+    return 1;
+  });
+}
+
+// mp.loads(s) -> value.
+int codec_loads(lua_State* L) {
+  size_t len;
+  const char* s = luaL_checklstring(L, 1, &len);
+  return run_guarded(L, [&] {
+    DecodeContext ctx;
+    decode(L, s, len, ctx);
+    return 1;
+  });
+}
+
+// mp.register_class(name, mt) -> mt
+int codec_register_class(lua_State* L) {
+  luaL_checkstring(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  push_registry_table(L, kClassesKey);     // 3
+  push_registry_table(L, kClassNamesKey);  // 4
+  // Forget the old metatable of this name, if it maps back to it.
+  lua_pushvalue(L, 1);
+  if (lua_rawget(L, 3) == LUA_TTABLE) {
+    lua_pushvalue(L, -1);
+    lua_rawget(L, 4);
+    if (lua_rawequal(L, -1, 1)) {
+      lua_pushvalue(L, -2);
+      lua_pushnil(L);
+      lua_rawset(L, 4);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_rawset(L, 3);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 1);
+  lua_rawset(L, 4);
+  lua_settop(L, 2);
+  return 1;
+}
+
+}  // namespace
+
+void register_native_type(lua_State* L, const NativeType* type) {
+  push_registry_table(L, kTypesKey);
+  lua_pushlightuserdata(L, const_cast<NativeType*>(type));
+  lua_setfield(L, -2, type->metatable_name);
+  lua_pop(L, 1);
+}
+
+void encode(lua_State* L, int idx, std::string& out, EncodeContext& ctx) {
+  Encoder(L, out, ctx).run(idx);
+}
+
+void decode(lua_State* L, const char* data, size_t len, DecodeContext& ctx) {
+  Decoder(L, data, len, ctx).run();
+}
+
+void open_codec(lua_State* L) {
+  static const luaL_Reg funcs[] = {{"dumps", codec_dumps},
+                                   {"loads", codec_loads},
+                                   {"register_class", codec_register_class},
+                                   {nullptr, nullptr}};
+  luaL_setfuncs(L, funcs, 0);
+}
+
+}  // namespace luamp::codec
