@@ -330,6 +330,14 @@ end
 -- protected call; an error prints "Process <name>:" and the traceback.
 -- Then, as at any normal exit, children are joined or terminated.
 function M._bootstrap(self)
+  -- As Python's _bootstrap: a child's stdin reads /dev/null, so a child never
+  -- competes with its parent for input nor drains what the parent's buffer
+  -- would have read.  Only Lua's stdin is replaced; fd 0 stays open.
+  local devnull = io.open("/dev/null", "r")
+  if devnull then
+    io.input(devnull)
+    io.stdin = devnull
+  end
   util.info("child process calling self.run()")
   local ok, err = core.run_protected(self.run, self)
   local code = 0
