@@ -318,6 +318,10 @@ function M._set_launcher(fn) start_method_hook = fn end
 function M._become_child(self, parent_pid, parent_name, parent_sentinel, method)
   rawset(self, "_popen", nil)
   rawset(self, "_started_by", method or "fork")
+  -- API.md: a child's get_start_method() reports the method that started
+  -- it (a forked child would otherwise keep its parent's default).
+  local context = package.loaded["multiprocessing.context"]
+  if context then context.set_start_method(method or "fork", true) end
   rawset(self, "_pid", core.getpid())
   rawset(self, "_counter", 0)
   current = self
