@@ -10,7 +10,9 @@
 -- globals (API.md, "No main-module guard").  Arguments and upvalues travel
 -- with the target.  A plain value arrives as a copy; a luamp object (a
 -- Lock, a Queue, a Value) arrives as a reference to the same shared object,
--- so passing a Lock as an argument gives every child the one lock.
+-- so passing a Lock as an argument gives every child the one lock.  As in
+-- Python, an argument also stays referenced by the Process object in the
+-- parent, so the garbage collector cannot free it while the child runs.
 -- start methods: fork spawn forkserver
 local mp = require "multiprocessing"
 
@@ -47,3 +49,14 @@ end
 for _, p in ipairs(workers) do p:join(30) end
 -- A plain table was copied into each child, whatever the start method.
 print("after the workers, the parent's table says: " .. shared.greeting)
+
+-- 3. A local of the script captured by the worker (an upvalue) travels
+--    with the function like an argument, under every start method: a
+--    plain value as a copy, a luamp object as a reference to the same one.
+--    An argument says more plainly what the child uses, as Python advises.
+local function worker_with_upvalue()
+  print("upvalue: the child sees the " .. shared.name .. " saying " .. shared.greeting)
+end
+local p = mp.Process{target = worker_with_upvalue}
+p:start()
+p:join(30)
