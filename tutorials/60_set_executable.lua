@@ -5,7 +5,7 @@
 -- a fork server when it starts) executes; the default is the running one.
 -- Here the program sets it to the binary that runs it (arg[-1], as in
 -- `lua`), so a spawned child runs the same luamp, and then shows that a
--- path that is not a luamp makes the child fail to start.
+-- path that cannot be executed makes start() fail.
 -- start methods: fork spawn forkserver
 local mp = require "multiprocessing"
 
@@ -27,13 +27,11 @@ p:start()
 p:join(30)
 print("exit code: " .. tostring(p.exitcode))
 
--- A path that cannot be executed: the child cannot start.  luamp forks
--- first and then executes the binary, so start() succeeds and the child
--- exits with 127, as a shell does for a command it cannot run (the reason
--- goes to stderr).
+-- A path that cannot be executed: start() raises an OSError naming the
+-- path, as Python does, and the process is not started.
 mp.set_executable("/nonexistent/luamp")
 local bad = ctx.Process{target = child}
-bad:start()
-bad:join(30)
-print("with a bad executable: exit code " .. tostring(bad.exitcode))
+local ok, err = pcall(bad.start, bad)
+print("with a bad executable: started " .. tostring(ok) .. ", "
+      .. (mp.isinstance(err, mp.OSError) and ("OSError errno " .. err.errno) or tostring(err)))
 mp.set_executable(luamp)
