@@ -1300,7 +1300,7 @@ int codec_loads(lua_State* L) {
 
 // mp.register_class(name, mt) -> mt
 int codec_register_class(lua_State* L) {
-  luaL_checkstring(L, 1);
+  luaL_checktype(L, 1, LUA_TSTRING);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
   push_registry_table(L, kClassesKey);     // 3
