@@ -37,8 +37,7 @@ constexpr const char* kCNamesKey = "luamp.codec.cnames";
 constexpr const char* kCFuncsKey = "luamp.codec.cfuncs";
 
 constexpr uint8_t kVersion = 1;
-// Deepest nesting of tables/functions/objects, checked on both sides.
-constexpr int kMaxDepth = 1000;
+constexpr int kMaxDepth = kMaxNesting;
 // Strings up to this length are interned by Lua (LUAI_MAXSHORTLEN), so one
 // pointer means one content: table keys that short are sent once per message.
 constexpr size_t kMemoStringMax = 40;
