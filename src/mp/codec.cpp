@@ -683,14 +683,15 @@ class Encoder {
         const void* id = lua_upvalueid(L_, idx, i);
         int64_t shared = upvalues_.find(id);
         if (shared >= 0) {
-          uint32_t owner = static_cast<uint32_t>(shared) >> 8;
-          s_[object_pos_[owner]] |= static_cast<char>(kMemoFlag);
+          const UpvalueOwner& owner = upvalue_owners_[static_cast<size_t>(shared)];
+          s_[object_pos_[owner.function]] |= static_cast<char>(kMemoFlag);
           put_byte(T_UPREF);
-          put_varint(owner);
-          put_byte(static_cast<uint8_t>(shared & 0xff));
+          put_varint(owner.function);
+          put_byte(owner.number);
           continue;
         }
-        upvalues_.put(id, (me << 8) | static_cast<uint32_t>(i));
+        upvalues_.put(id, static_cast<uint32_t>(upvalue_owners_.size()));
+        upvalue_owners_.push_back({me, static_cast<uint8_t>(i)});
         lua_getupvalue(L_, idx, i);
         value(lua_gettop(L_));
         lua_pop(L_, 1);
@@ -772,7 +773,13 @@ class Encoder {
   std::vector<size_t> object_pos_;  // where each object's tag is
   PtrMap strings_;
   std::vector<size_t> string_pos_;  // where each key string's tag is
-  PtrMap upvalues_;                 // upvalue id -> (function index << 8) | number
+  // The first function (and its upvalue number) each upvalue was sent with.
+  struct UpvalueOwner {
+    uint32_t function;
+    uint8_t number;
+  };
+  PtrMap upvalues_;  // upvalue id -> index in upvalue_owners_
+  std::vector<UpvalueOwner> upvalue_owners_;
   bool modules_loaded_ = false;
   std::vector<std::string> module_names_;
   std::string scratch_;
@@ -1030,7 +1037,7 @@ class Decoder {
         lua_Integer narr;
         uint32_t nhash;
         table_sizes(&narr, &nhash);
-        lua_createtable(L_, static_cast<int>(narr), static_cast<int>(nhash));
+        create_table(narr, nhash);
         set_slot(remember_slot(), -1);
         table_body(narr, nhash);
         leave();
@@ -1044,7 +1051,7 @@ class Decoder {
         lua_Integer narr;
         uint32_t nhash;
         table_sizes(&narr, &nhash);
-        lua_createtable(L_, static_cast<int>(narr), static_cast<int>(nhash));
+        create_table(narr, nhash);
         set_slot(remember_slot(), -1);
         table_body(narr, nhash);
         lua_insert(L_, -2);
@@ -1119,6 +1126,11 @@ class Decoder {
     if (h > left() / 2) bad("hash size " + std::to_string(h) + " exceeds the message");
     *narr = static_cast<lua_Integer>(n);
     *nhash = h;
+  }
+  // lua_createtable with the sizes as hints, the hash hint capped well below
+  // Lua's limit (a bigger table still grows as pairs arrive).
+  void create_table(lua_Integer narr, uint32_t nhash) {
+    lua_createtable(L_, static_cast<int>(narr), static_cast<int>(nhash < (1u << 26) ? nhash : (1u << 26)));
   }
 
   // The table is on top of the stack.
