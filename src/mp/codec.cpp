@@ -56,7 +56,7 @@ enum Tag : uint8_t {
   T_FLOAT = 0x07,
   T_STR = 0x08,      // varint length, bytes: a string longer than 40 bytes, numbered
   T_KEYSTR = 0x09,   // u8 length, bytes: a table key or name, numbered
-  T_STRREF = 0x0A,   // varint number of an earlier T_KEYSTR (flagged)
+  T_STRREF = 0x0A,   // varint number of an earlier T_STR or T_KEYSTR
   T_TABLE = 0x0B,    // varint narr, u32 nhash, narr values, nhash key/value pairs
   T_CLASS = 0x0C,    // class name (a string), then a table body
   T_REDUCE = 0x0D,   // class name, then the value __reduce returned
@@ -68,7 +68,7 @@ enum Tag : uint8_t {
   T_CFUNC = 0x13,    // path ("math.sqrt")
   T_NATIVE = 0x14,   // type name, varint length, the type's own description
   T_UPREF = 0x15,    // in an upvalue list: varint function index, u8 upvalue number
-  T_SHORTSTR = 0x40, // 0x40 | length, for strings of 0..63 bytes
+  T_SHORTSTR = 0x40, // 0x40 | length: a string of 0..40 bytes (the decoder takes up to 63)
 };
 // Set on the tag of an object or key string that a later T_REF, T_UPREF or
 // T_STRREF names, so the receiver keeps only those in its memo.
