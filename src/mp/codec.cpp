@@ -1137,12 +1137,12 @@ class Decoder {
   void table_body(lua_Integer narr, uint32_t nhash) {
     int t = lua_gettop(L_);
     for (lua_Integer i = 1; i <= narr; ++i) {
-      value();
-      if (lua_isnil(L_, -1)) {
-        lua_pop(L_, 1);
-      } else {
-        lua_rawseti(L_, t, i);
+      if (left() > 0 && *p_ == T_NIL) {  // a hole
+        ++p_;
+        continue;
       }
+      value();
+      lua_rawseti(L_, t, i);
     }
     for (uint32_t i = 0; i < nhash; ++i) {
       // Keys are mostly strings, which need no check.
