@@ -1162,11 +1162,32 @@ class Decoder {
   }
 
   // Name on top; replaces it with the registered metatable.
+  // A class not registered here is looked for as pickle does: a name
+  // "pkg.mod.Class" makes the receiver require "pkg.mod" (then "pkg") once,
+  // so that a module that registers its classes when loaded (say, in a
+  // spawned child that never ran the main script) provides them.
   void push_class(int name_idx) {
     name_idx = lua_absindex(L_, name_idx);
     push_registry_table(L_, kClassesKey);
     lua_pushvalue(L_, name_idx);
-    if (lua_rawget(L_, -2) != LUA_TTABLE)
+    bool found = lua_rawget(L_, -2) == LUA_TTABLE;
+    if (!found) {
+      lua_pop(L_, 1);
+      size_t len;
+      const char* full = lua_tolstring(L_, name_idx, &len);
+      for (size_t cut = len; cut > 0 && !found; --cut) {
+        if (full[cut - 1] != '.') continue;
+        lua_getglobal(L_, "require");
+        lua_pushlstring(L_, full, cut - 1);
+        if (lua_pcall(L_, 1, 0, 0) != LUA_OK) lua_pop(L_, 1);  // not a module: keep looking
+        lua_pushvalue(L_, name_idx);
+        found = lua_rawget(L_, -2) == LUA_TTABLE;
+        if (!found) lua_pop(L_, 1);
+        full = lua_tolstring(L_, name_idx, &len);
+      }
+      if (!found) lua_pushnil(L_);
+    }
+    if (!found)
       throw Failure::plain(std::string("cannot rebuild an object of class '") + lua_tostring(L_, name_idx) +
                            "': no class registered under that name (mp.register_class)");
     lua_remove(L_, -2);
