@@ -35,7 +35,7 @@ function M.block_until(pred, timeout)
   if timeout ~= nil and timeout <= 0 then return false end
   local deadline = timeout and (monotonic() + timeout)
   if not coroutine.isyieldable() then
-    error("a managed object cannot wait inside the server outside a request", 2)
+    error("a managed object cannot wait inside the server outside a request", 0)
   end
   local me = current
   while true do
@@ -112,7 +112,7 @@ end
 
 function Dict:__getitem__(k) return self.vals[k] end
 function Dict:__setitem__(k, v)
-  if k == nil then error("dict key cannot be nil", 2) end
+  if k == nil then error("dict key cannot be nil", 0) end
   if v == nil then return self:__delitem__(k) end
   if self.vals[k] == nil then
     self.n = self.n + 1
@@ -165,7 +165,7 @@ function Dict:pop(...)
   local k, default = ...
   local v = self.vals[k]
   if v == nil then
-    if select("#", ...) < 2 then error("pop: key not found: " .. repr(k), 2) end
+    if select("#", ...) < 2 then error("pop: key not found: " .. repr(k), 0) end
     return default
   end
   self:__delitem__(k)
@@ -180,7 +180,7 @@ function Dict:popitem()
       return k, v
     end
   end
-  error("popitem(): dictionary is empty", 2)
+  error("popitem(): dictionary is empty", 0)
 end
 function Dict:setdefault(k, v)
   local cur = self.vals[k]
@@ -190,7 +190,7 @@ function Dict:setdefault(k, v)
 end
 function Dict:update(t)
   t = plain(t)
-  if type(t) ~= "table" then error("bad argument #1 to 'update' (table expected, got " .. type(t) .. ")", 2) end
+  if type(t) ~= "table" then error("bad argument #1 to 'update' (table expected, got " .. type(t) .. ")", 0) end
   if getmetatable(t) == Dict then t = t:copy() end
   -- Sorted like repr, so the insertion order is deterministic.
   local ks = {}
@@ -235,10 +235,10 @@ local function check_index(self, i, fname, allow_end)
   if math.type(i) ~= "integer" then
     if type(i) == "number" and i == math.floor(i) then return math.tointeger(i) end
     error(string.format("bad argument #1 to '%s' (integer index expected, got %s)", fname,
-                        math.type(i) or type(i)), 3)
+                        math.type(i) or type(i)), 0)
   end
   if i < 1 or i > self.n + (allow_end and 1 or 0) then
-    error(string.format("%s: list index %d out of range (length %d)", fname, i, self.n), 3)
+    error(string.format("%s: list index %d out of range (length %d)", fname, i, self.n), 0)
   end
   return i
 end
@@ -261,12 +261,12 @@ function List:append(v)
 end
 function List:extend(t)
   t = plain(t)
-  if type(t) ~= "table" then error("bad argument #1 to 'extend' (table expected, got " .. type(t) .. ")", 2) end
+  if type(t) ~= "table" then error("bad argument #1 to 'extend' (table expected, got " .. type(t) .. ")", 0) end
   if getmetatable(t) == List then t = t:copy() end
   for i = 1, seq_len(t) do self:append(t[i]) end
 end
 function List:insert(i, v)
-  if math.type(i) ~= "integer" then error("bad argument #1 to 'insert' (integer expected)", 2) end
+  if math.type(i) ~= "integer" then error("bad argument #1 to 'insert' (integer expected)", 0) end
   if i < 1 then i = 1 end
   if i > self.n + 1 then i = self.n + 1 end
   for j = self.n, i, -1 do self.items[j + 1] = self.items[j] end
@@ -274,7 +274,7 @@ function List:insert(i, v)
   self.n = self.n + 1
 end
 function List:pop(i)
-  if self.n == 0 then error("pop from empty list", 2) end
+  if self.n == 0 then error("pop from empty list", 0) end
   if i == nil then i = self.n end
   i = check_index(self, i, "pop")
   local v = self.items[i]
@@ -287,7 +287,7 @@ function List:index(v, start, stop)
   for i = start or 1, math.min(stop or self.n, self.n) do
     if equal(self.items[i], v) then return i end
   end
-  error("index: " .. repr(v) .. " is not in list", 2)
+  error("index: " .. repr(v) .. " is not in list", 0)
 end
 function List:remove(v)
   for i = 1, self.n do
@@ -296,7 +296,7 @@ function List:remove(v)
       return
     end
   end
-  error("remove: " .. repr(v) .. " is not in list", 2)
+  error("remove: " .. repr(v) .. " is not in list", 0)
 end
 function List:count(v)
   local c = 0
@@ -309,10 +309,10 @@ function List:reverse()
 end
 function List:sort(cmp)
   if cmp ~= nil and type(cmp) ~= "function" then
-    error("bad argument #1 to 'sort' (function expected, got " .. type(cmp) .. ")", 2)
+    error("bad argument #1 to 'sort' (function expected, got " .. type(cmp) .. ")", 0)
   end
   for i = 1, self.n do
-    if self.items[i] == nil then error("sort: list contains nil", 2) end
+    if self.items[i] == nil then error("sort: list contains nil", 0) end
   end
   table.sort(self.items, cmp)
 end
@@ -358,17 +358,17 @@ local int_codes = {b = true, B = true, h = true, H = true, i = true, I = true, l
 local function check_typecode(tc, fname)
   if type(tc) ~= "string" or not (int_codes[tc] or tc == "f" or tc == "d" or tc == "c" or tc == "?"
                                    or tc == "u") then
-    error(string.format("bad argument #1 to '%s' (bad typecode %s)", fname, repr(tc)), 3)
+    error(string.format("bad argument #1 to '%s' (bad typecode %s)", fname, repr(tc)), 0)
   end
 end
 local function coerce(tc, v, fname)
   if v == nil then return nil end
   if int_codes[tc] then
     local i = math.tointeger(v)
-    if i == nil then error(string.format("%s: typecode '%s' needs an integer, got %s", fname, tc, repr(v)), 3) end
+    if i == nil then error(string.format("%s: typecode '%s' needs an integer, got %s", fname, tc, repr(v)), 0) end
     return i
   elseif tc == "f" or tc == "d" then
-    if type(v) ~= "number" then error(string.format("%s: typecode '%s' needs a number, got %s", fname, tc, repr(v)), 3) end
+    if type(v) ~= "number" then error(string.format("%s: typecode '%s' needs a number, got %s", fname, tc, repr(v)), 0) end
     return v + 0.0
   elseif tc == "?" then
     return not not v
@@ -393,7 +393,7 @@ function Array:new(tc, init)
   check_typecode(tc, "Array")
   local a = setmetatable({typecode = tc, items = {}, n = 0}, self)
   if math.type(init) == "integer" then
-    if init < 0 then error("bad argument #2 to 'Array' (negative size)", 2) end
+    if init < 0 then error("bad argument #2 to 'Array' (negative size)", 0) end
     local zero = (tc == "c" or tc == "u") and "\0" or (tc == "?" and false or ((tc == "f" or tc == "d") and 0.0 or 0))
     for i = 1, init do a.items[i] = zero end
     a.n = init
@@ -403,7 +403,7 @@ function Array:new(tc, init)
     for i = 1, seq_len(init) do a.items[i] = coerce(tc, init[i], "Array") end
     a.n = seq_len(init)
   else
-    error("bad argument #2 to 'Array' (size or sequence expected, got " .. type(init) .. ")", 2)
+    error("bad argument #2 to 'Array' (size or sequence expected, got " .. type(init) .. ")", 0)
   end
   return a
 end
@@ -414,7 +414,7 @@ function Array:__getitem__(i)
 end
 function Array:__setitem__(i, v)
   if math.type(i) ~= "integer" or i < 1 or i > self.n then
-    error(string.format("__setitem__: array index %s out of range (length %d)", tostring(i), self.n), 2)
+    error(string.format("__setitem__: array index %s out of range (length %d)", tostring(i), self.n), 0)
   end
   self.items[i] = coerce(self.typecode, v, "__setitem__")
 end
@@ -430,7 +430,7 @@ local Queue = class.new("Queue")
 M.Queue = Queue
 function Queue:new(maxsize)
   if maxsize ~= nil and math.type(maxsize) ~= "integer" then
-    error("bad argument #1 to 'Queue' (integer expected, got " .. type(maxsize) .. ")", 2)
+    error("bad argument #1 to 'Queue' (integer expected, got " .. type(maxsize) .. ")", 0)
   end
   return setmetatable({maxsize = maxsize or 0, items = {}, head = 1, tail = 0, unfinished = 0}, self)
 end
@@ -458,7 +458,7 @@ end
 function Queue:put_nowait(v) return self:put(v, false) end
 function Queue:get_nowait() return self:get(false) end
 function Queue:task_done()
-  if self.unfinished <= 0 then error("task_done() called too many times", 2) end
+  if self.unfinished <= 0 then error("task_done() called too many times", 0) end
   self.unfinished = self.unfinished - 1
 end
 function Queue:join(timeout)
@@ -488,9 +488,9 @@ function Lock:acquire(block, timeout)
 end
 function Lock:release()
   if self.count == 0 then
-    error(self.recursive and "cannot release un-acquired lock" or "release unlocked lock", 2)
+    error(self.recursive and "cannot release un-acquired lock" or "release unlocked lock", 0)
   end
-  if self.recursive and self.owner ~= M.current_client() then error("cannot release un-acquired lock", 2) end
+  if self.recursive and self.owner ~= M.current_client() then error("cannot release un-acquired lock", 0) end
   self.count = self.count - 1
   if self.count == 0 then self.owner = nil end
 end
@@ -527,7 +527,7 @@ M.Semaphore = Semaphore
 function Semaphore:new(value)
   value = value == nil and 1 or value
   if math.type(value) ~= "integer" or value < 0 then
-    error("bad argument #1 to 'Semaphore' (non-negative integer expected)", 2)
+    error("bad argument #1 to 'Semaphore' (non-negative integer expected)", 0)
   end
   return setmetatable({value = value, initial = value, bounded = false}, self)
 end
@@ -538,7 +538,7 @@ function Semaphore:acquire(block, timeout)
 end
 function Semaphore:release(n)
   n = n or 1
-  if self.bounded and self.value + n > self.initial then error("Semaphore released too many times", 2) end
+  if self.bounded and self.value + n > self.initial then error("Semaphore released too many times", 0) end
   self.value = self.value + n
 end
 function Semaphore:get_value() return self.value end
@@ -562,14 +562,14 @@ M.Condition = Condition
 function Condition:new(lock)
   lock = lock ~= nil and plain(lock) or RLock:new()
   if type(lock) ~= "table" or not lock._release_save then
-    error("bad argument #1 to 'Condition' (a managed Lock or RLock expected)", 2)
+    error("bad argument #1 to 'Condition' (a managed Lock or RLock expected)", 0)
   end
   return setmetatable({lock = lock, waiters = {}}, self)
 end
 function Condition:acquire(block, timeout) return self.lock:acquire(block, timeout) end
 function Condition:release() return self.lock:release() end
 function Condition:wait(timeout)
-  if not self.lock:_is_owned() then error("cannot wait on un-acquired lock", 2) end
+  if not self.lock:_is_owned() then error("cannot wait on un-acquired lock", 0) end
   local w = {notified = false}
   self.waiters[#self.waiters + 1] = w
   local saved = self.lock:_release_save()
@@ -581,7 +581,7 @@ function Condition:wait(timeout)
   return ok
 end
 function Condition:notify(n)
-  if not self.lock:_is_owned() then error("cannot notify on un-acquired lock", 2) end
+  if not self.lock:_is_owned() then error("cannot notify on un-acquired lock", 0) end
   n = n or 1
   while n > 0 and #self.waiters > 0 do
     table.remove(self.waiters, 1).notified = true
@@ -610,7 +610,7 @@ local Barrier = class.new("Barrier")
 M.Barrier = Barrier
 function Barrier:new(parties, action, timeout)
   if math.type(parties) ~= "integer" or parties < 1 then
-    error("bad argument #1 to 'Barrier' (positive integer expected)", 2)
+    error("bad argument #1 to 'Barrier' (positive integer expected)", 0)
   end
   return setmetatable({parties = parties, action = action, timeout = timeout, count = 0, state = 0}, self)
 end

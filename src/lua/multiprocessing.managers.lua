@@ -82,7 +82,9 @@ local graveyard = {}  -- connections left open after an interrupted call
 local function connect(e)
   local conn = e.conn
   if conn then return conn end
-  local ok, c = pcall(core.Client, e.address, {authkey = e.authkey})
+  -- The key is looked up now, not when the entry was made: a spawned child
+  -- rebuilds its proxies before it knows its inherited authkey.
+  local ok, c = pcall(core.Client, e.address, {authkey = e.authkey or default_authkey()})
   if not ok then
     if class.isinstance(c, errors.AuthenticationError) then error(c, 0) end
     error(remote_error("cannot connect to the manager at " .. repr(e.address) .. ": " .. tostring(c)), 0)
@@ -346,7 +348,7 @@ function Proxy.__rebuild(t)
     rawset(p, "_server", srv)
     srv:adopt(srv.local_owner, t[2])
   else
-    local e = entry_for(t[3], t[4] or default_authkey())
+    local e = entry_for(t[3], t[4])
     e.adopt[#e.adopt + 1] = t[2]
     rawset(p, "_holder", e)
   end

@@ -73,8 +73,11 @@ void write_all(int fd, const char* data, size_t n, double deadline) {
 
 // Reads up to n bytes (at least 1) before the deadline; 0 means end of file.
 size_t read_some(int fd, char* p, size_t n, double deadline) {
+  // Without a deadline, a plain blocking recv (one syscall; a Connection's
+  // socket is blocking); with one, poll between non-blocking attempts.
+  int flags = deadline < 0 ? 0 : MSG_DONTWAIT;
   for (;;) {
-    ssize_t r = ::recv(fd, p, n, MSG_DONTWAIT);
+    ssize_t r = ::recv(fd, p, n, flags);
     if (r >= 0) return static_cast<size_t>(r);
     if (errno == EINTR) {
       if (interrupt::pending()) throw Failure::plain(interrupt::kMessage);
