@@ -92,7 +92,7 @@ M.Dict = Dict
 local HOLE = setmetatable({}, {__name = "hole"})
 
 function Dict:new(init)
-  local d = setmetatable({vals = {}, pos = {}, keys = {}, n = 0, count = 0}, self)
+  local d = setmetatable({_vals = {}, _pos = {}, _keys = {}, n = 0, _count = 0}, self)
   if init ~= nil then d:update(init) end
   return d
 end
@@ -100,42 +100,42 @@ end
 local function dict_compact(d)
   local keys, n = {}, 0
   for i = 1, d.n do
-    local k = d.keys[i]
+    local k = d._keys[i]
     if k ~= HOLE then
       n = n + 1
       keys[n] = k
-      d.pos[k] = n
+      d._pos[k] = n
     end
   end
-  d.keys, d.n = keys, n
+  d._keys, d.n = keys, n
 end
 
-function Dict:__getitem__(k) return self.vals[k] end
+function Dict:__getitem__(k) return self._vals[k] end
 function Dict:__setitem__(k, v)
   if k == nil then error("dict key cannot be nil", 0) end
   if v == nil then return self:__delitem__(k) end
-  if self.vals[k] == nil then
+  if self._vals[k] == nil then
     self.n = self.n + 1
-    self.keys[self.n] = k
-    self.pos[k] = self.n
-    self.count = self.count + 1
+    self._keys[self.n] = k
+    self._pos[k] = self.n
+    self._count = self._count + 1
   end
-  self.vals[k] = v
+  self._vals[k] = v
 end
 function Dict:__delitem__(k)
-  local i = self.pos[k]
+  local i = self._pos[k]
   if i == nil then return end
-  self.keys[i] = HOLE
-  self.pos[k] = nil
-  self.vals[k] = nil
-  self.count = self.count - 1
-  if self.n > 32 and self.count < self.n / 2 then dict_compact(self) end
+  self._keys[i] = HOLE
+  self._pos[k] = nil
+  self._vals[k] = nil
+  self._count = self._count - 1
+  if self.n > 32 and self._count < self.n / 2 then dict_compact(self) end
 end
-function Dict:__len__() return self.count end
+function Dict:__len__() return self._count end
 function Dict:keys()
   local out, j = {}, 0
   for i = 1, self.n do
-    local k = self.keys[i]
+    local k = self._keys[i]
     if k ~= HOLE then j = j + 1; out[j] = k end
   end
   return out
@@ -143,27 +143,27 @@ end
 function Dict:values()
   local out, j = {}, 0
   for i = 1, self.n do
-    local k = self.keys[i]
-    if k ~= HOLE then j = j + 1; out[j] = self.vals[k] end
+    local k = self._keys[i]
+    if k ~= HOLE then j = j + 1; out[j] = self._vals[k] end
   end
   return out
 end
 function Dict:items()
   local out, j = {}, 0
   for i = 1, self.n do
-    local k = self.keys[i]
-    if k ~= HOLE then j = j + 1; out[j] = {k, self.vals[k]} end
+    local k = self._keys[i]
+    if k ~= HOLE then j = j + 1; out[j] = {k, self._vals[k]} end
   end
   return out
 end
 function Dict:get(k, default)
-  local v = self.vals[k]
+  local v = self._vals[k]
   if v == nil then return default end
   return v
 end
 function Dict:pop(...)
   local k, default = ...
-  local v = self.vals[k]
+  local v = self._vals[k]
   if v == nil then
     if select("#", ...) < 2 then error("pop: key not found: " .. repr(k), 0) end
     return default
@@ -173,9 +173,9 @@ function Dict:pop(...)
 end
 function Dict:popitem()
   for i = self.n, 1, -1 do
-    local k = self.keys[i]
+    local k = self._keys[i]
     if k ~= HOLE then
-      local v = self.vals[k]
+      local v = self._vals[k]
       self:__delitem__(k)
       return k, v
     end
@@ -183,7 +183,7 @@ function Dict:popitem()
   error("popitem(): dictionary is empty", 0)
 end
 function Dict:setdefault(k, v)
-  local cur = self.vals[k]
+  local cur = self._vals[k]
   if cur ~= nil then return cur end
   self:__setitem__(k, v)
   return v
@@ -206,16 +206,16 @@ end
 function Dict:copy()
   local out = {}
   for i = 1, self.n do
-    local k = self.keys[i]
-    if k ~= HOLE then out[k] = self.vals[k] end
+    local k = self._keys[i]
+    if k ~= HOLE then out[k] = self._vals[k] end
   end
   return out
 end
 Dict._getvalue = Dict.copy
 function Dict:clear()
-  self.vals, self.pos, self.keys, self.n, self.count = {}, {}, {}, 0, 0
+  self._vals, self._pos, self._keys, self.n, self._count = {}, {}, {}, 0, 0
 end
-function Dict:__contains__(k) return self.vals[k] ~= nil end
+function Dict:__contains__(k) return self._vals[k] ~= nil end
 Dict.exposed = {"__getitem__", "__setitem__", "__delitem__", "__len__", "__contains__", "keys", "values",
                 "items", "get", "pop", "popitem", "setdefault", "update", "copy", "clear", "_getvalue"}
 
