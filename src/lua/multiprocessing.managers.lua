@@ -56,24 +56,30 @@ end
 
 local entries = {}
 
+-- Entries are per address and key (nil: this process's authkey).
+local function entry_key(address, authkey)
+  return addr_key(address) .. "\0" .. (authkey or "")
+end
+
 local function entry_for(address, authkey)
-  local key = addr_key(address)
+  local key = entry_key(address, authkey)
   local e = entries[key]
   if e == nil or e.pid ~= getpid() or e.broken then
-    e = {address = address, authkey = authkey, pid = getpid(), seq = 0, adopt = {}, inc = {}, dec = {}}
+    e = {key = key, address = address, authkey = authkey, pid = getpid(), seq = 0, adopt = {}, inc = {}, dec = {}}
     entries[key] = e
   end
   return e
 end
 
--- Forgets this process's connection to `address` (after a shutdown).
+-- Forgets this process's connections to `address` (after a shutdown).
 local function drop_entry(address)
-  local key = addr_key(address)
-  local e = entries[key]
-  if e and e.pid == getpid() then
-    e.broken = true
-    if e.conn then pcall(e.conn.close, e.conn) end
-    entries[key] = nil
+  local ak = addr_key(address)
+  for key, e in pairs(entries) do
+    if addr_key(e.address) == ak and e.pid == getpid() then
+      e.broken = true
+      if e.conn then pcall(e.conn.close, e.conn) end
+      entries[key] = nil
+    end
   end
 end
 
@@ -98,7 +104,7 @@ end
 -- so the server keeps this process's references.
 local function break_entry(e, keep_open)
   e.broken = true
-  if entries[addr_key(e.address)] == e then entries[addr_key(e.address)] = nil end
+  if entries[e.key] == e then entries[e.key] = nil end
   if e.conn then
     if keep_open then graveyard[#graveyard + 1] = e.conn else pcall(e.conn.close, e.conn) end
   end
@@ -268,10 +274,6 @@ local function new_proxy(cls, tok, authkey, holder, manager)
   return setmetatable(p, Proxy)
 end
 
-local function proxy_authkey(self)
-  return rawget(self, "_authkey") or default_authkey()
-end
-
 -- proxy:_callmethod(name [, args]): calls method `name` of the referent with
 -- the arguments in the sequence `args` (args.n counts trailing nils).
 function BaseProxy:_callmethod(name, args)
@@ -284,7 +286,7 @@ function BaseProxy:_callmethod(name, args)
   local tok = rawget(self, "_token")
   local srv = rawget(self, "_server")
   if srv then return srv:local_call(tok[2], name, args or {n = 0}) end
-  local e = entry_for(tok[3], proxy_authkey(self))
+  local e = entry_for(tok[3], rawget(self, "_authkey"))
   if rawget(self, "_holder") ~= e then  -- first use in this process (or after a reconnect)
     e.inc[#e.inc + 1] = tok[2]
     rawset(self, "_holder", e)
@@ -329,7 +331,7 @@ function Proxy.__reduce(self)
   if srv then
     srv:add_pending(tok[2])
   else
-    local e = entry_for(tok[3], proxy_authkey(self))
+    local e = entry_for(tok[3], rawget(self, "_authkey"))
     if rawget(self, "_holder") ~= e then
       e.inc[#e.inc + 1] = tok[2]
       rawset(self, "_holder", e)
@@ -1047,7 +1049,7 @@ end
 
 function BaseManager:_create(typeid, ...)
   check_usable(self, typeid)
-  local e = entry_for(self.address, self.authkey)
+  local e = entry_for(self.address, self:_key())
   local reply = request(e, {"create", typeid, pack(...)})
   local tok = {typeid, reply[2], self.address, exposed = reply[3]}
   return new_proxy(self:_proxytype(typeid), tok, self:_key(), e, self)
@@ -1087,7 +1089,7 @@ end
 -- connect(): use a server that is already running at self.address.
 function BaseManager:connect()
   if self.address == nil then error("connect: no address given", 2) end
-  local e = entry_for(self.address, self.authkey)
+  local e = entry_for(self.address, self:_key())
   request(e, {"ping"})
   self._state = "connected"
   return self
@@ -1140,7 +1142,7 @@ end
 -- m:_debug_info() -> number of live objects in the server, parked requests.
 function BaseManager:_debug_info()
   check_usable(self, "_debug_info")
-  local reply = request(entry_for(self.address, self.authkey), {"debug_info"})
+  local reply = request(entry_for(self.address, self:_key()), {"debug_info"})
   return reply[2], reply[3]
 end
 
