@@ -1168,7 +1168,10 @@ function M.Manager(method)
   return m:start()
 end
 
--- Namespace (the class of the object m:Namespace() stands for).
+-- Namespace (the class of the object m:Namespace() stands for) and Queue
+-- (a plain FIFO in the server's process, Python's queue.Queue: what a
+-- custom manager registers to serve a queue to other hosts).
 M.Namespace = types.Namespace
+M.Queue = types.Queue
 
 return M
