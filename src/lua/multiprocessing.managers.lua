@@ -219,6 +219,7 @@ function Proxy.__index(self, k)
   local cls = rawget(self, "_class")
   local v = cls[k]
   if v ~= nil then return v end
+  if k == "_exposed_" then return rawget(self, "_token").exposed end
   local get = cls.__getattr
   if get then return get(self, k) end
   return nil
@@ -246,6 +247,14 @@ function Proxy.__tostring(self)
   return rawget(self, "_class").__tostring(self)
 end
 Proxy.__repr = Proxy.__tostring
+
+-- A proxy class with __call makes its proxies callable (an iterator proxy
+-- for `for v in it do`).
+function Proxy.__call(self, ...)
+  local f = rawget(self, "_class").__call
+  if f == nil then error("attempt to call a " .. (rawget(self, "_class").__name or "proxy"), 2) end
+  return f(self, ...)
+end
 
 function Proxy.__close(self)
   local f = rawget(self, "_class").__close
@@ -814,6 +823,7 @@ function Server:handle(client, req)
     for _ in pairs(self.objects) do count = count + 1 end
     self:reply(client, {true, count, #self.parked, n = 3}, seq)
   elseif op == "shutdown" then
+    util.debug("manager received shutdown message")
     self:reply(client, {true, n = 1}, seq)
     self.running = false
   else
@@ -923,6 +933,7 @@ function M._server_main(registry, address, authkey, writer, initializer, initarg
   core.ignore_sigint()
   if initializer then initializer(unpack(initargs or {}, 1, (initargs or {}).n or #(initargs or {}))) end
   local server = M.Server:new(registry, address, authkey)
+  util.info("manager serving at " .. repr(server.address))
   writer:send(server.address)
   writer:close()
   local parent = process.parent_process()
@@ -1109,6 +1120,7 @@ function BaseManager:shutdown()
   if self._state == "shutdown" then return end
   local p = self._process
   if p and self._pid == getpid() then
+    util.info("sending shutdown message to manager")
     pcall(function()
       local c <close> = core.Client(self.address, {authkey = self.authkey})
       core.manager_call(c, core.dumps({"shutdown", s = 1}))
