@@ -1133,6 +1133,15 @@ function BaseManager:shutdown()
   self._state = "shutdown"
 end
 
+-- shutdown_server(): asks the server at self.address to stop (a luamp
+-- addition for connect()ed managers; any client with the key may).
+function BaseManager:shutdown_server()
+  if self.address == nil then error("shutdown_server: no address", 2) end
+  local e = entry_for(self.address, self:_key())
+  request(e, {"shutdown"})
+  drop_entry(self.address)
+end
+
 function BaseManager:join(timeout)
   if self._process then self._process:join(timeout) end
 end
