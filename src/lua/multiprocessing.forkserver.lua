@@ -68,7 +68,8 @@ function M.launch_forkserver(proc)
   local payload = spawn.payload(proc, "forkserver")
   payload.forkserver_address = address
   local memfd, fds = spawn.encode_payload(payload)
-  local ok, conn, pid = pcall(core.forkserver_request, address, memfd, fds)
+  local ok, conn, pid = pcall(core.forkserver_request, address, memfd, fds,
+                             rawget(proc, "_daemon"))
   core.close_fd(memfd)
   for _, fd in ipairs(fds) do core.close_fd(fd) end
   if not ok then error(conn, 0) end

@@ -210,6 +210,44 @@ do
   end
 end
 
+-- Daemonic children die with a parent killed by SIGKILL (no orphan runs on).
+do
+  local exe = os.getenv("LUAMP_EXE")
+  if exe then
+    local script = os.tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write([[
+      local mp = require "multiprocessing"
+      local d = mp.Process{target = os.sleep, args = {60}, daemon = true}
+      d:start()
+      print(os.getpid(), d.pid)
+      io.stdout:flush()
+      os.sleep(60)
+    ]])
+    f:close()
+    local pipe = io.popen("LUAMP_START_METHOD=" .. method .. " " .. exe .. " " .. script)
+    local parent_pid, daemon_pid = pipe:read("n", "n")
+    assert(parent_pid and daemon_pid, "the parent did not report its daemon")
+    local function alive(pid)
+      -- A zombie (already dead, not yet reaped by init) counts as gone.
+      local st = io.open("/proc/" .. pid .. "/stat")
+      if not st then return false end
+      local line = st:read("l") or ""
+      st:close()
+      return not line:match("^%d+ %b() [ZX]")
+    end
+    assert(alive(daemon_pid))
+    os.execute("kill -9 " .. parent_pid)
+    pipe:close()
+    local deadline = os.monotonic() + 5
+    while alive(daemon_pid) and os.monotonic() < deadline do os.sleep(0.02) end
+    local survived = alive(daemon_pid)
+    if survived then os.execute("kill -9 " .. daemon_pid) end
+    os.remove(script)
+    assert(not survived, "the daemon outlived its SIGKILLed parent (" .. method .. ")")
+  end
+end
+
 -- A global defined by the main script: present under fork, missing (with a
 -- message naming the start method) under spawn and forkserver.
 do
