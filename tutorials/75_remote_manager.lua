@@ -6,7 +6,7 @@
 -- ('', 50000), every interface, port 50000), and each client is a separate
 -- process that knows only the address and the key.
 --
--- The server's queue is mp.managers.Queue(), a plain FIFO living in the
+-- The server's queue is mp.managers.LocalQueue(), a plain FIFO living in the
 -- server process (Python's queue.Queue); a blocking get waits in the server
 -- without stopping it from serving others.
 -- start methods: fork spawn forkserver
@@ -17,7 +17,7 @@ local mp = require "multiprocessing"
 local function QueueManager(with_queue)
   local QM = mp.managers.BaseManager:extend("QueueManager")
   if with_queue then
-    local queue = mp.managers.Queue()
+    local queue = mp.managers.LocalQueue()
     QM.register("get_queue", function() return queue end)
   else
     QM.register("get_queue")   -- a client only names the typeid

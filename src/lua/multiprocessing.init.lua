@@ -74,7 +74,7 @@ do
     SyncManager = managers.SyncManager,
     BaseProxy = managers.BaseProxy,
     Namespace = managers.Namespace,
-    Queue = managers.Queue,
+    LocalQueue = managers.LocalQueue,
     Server = managers.Server,
   }
   mp.Manager = function() return managers.Manager(nil) end

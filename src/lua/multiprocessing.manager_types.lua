@@ -426,7 +426,7 @@ Array.exposed = {"__len__", "__getitem__", "__setitem__", "totable", "_getvalue"
 ---------------------------------------------------------------------------
 -- Queue and JoinableQueue (Python's queue.Queue behind a manager).
 
-local Queue = class.new("Queue")
+local Queue = class.new("LocalQueue")
 M.Queue = Queue
 function Queue:new(maxsize)
   if maxsize ~= nil and math.type(maxsize) ~= "integer" then

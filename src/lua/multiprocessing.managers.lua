@@ -294,7 +294,7 @@ function BaseProxy:_callmethod(name, args)
   end
   local tok = rawget(self, "_token")
   local srv = rawget(self, "_server")
-  if srv then return srv:local_call(tok[2], name, args or {n = 0}) end
+  if srv then return srv:_local_call(tok[2], name, args or {n = 0}) end
   local e = entry_for(tok[3], rawget(self, "_authkey"))
   if rawget(self, "_holder") ~= e then  -- first use in this process (or after a reconnect)
     e.inc[#e.inc + 1] = tok[2]
@@ -338,7 +338,7 @@ function Proxy.__reduce(self)
   local tok = rawget(self, "_token")
   local srv = local_server(tok[3])
   if srv then
-    srv:add_pending(tok[2])
+    srv:_add_pending(tok[2])
   else
     local e = entry_for(tok[3], rawget(self, "_authkey"))
     if rawget(self, "_holder") ~= e then
@@ -357,7 +357,7 @@ function Proxy.__rebuild(t)
   local srv = local_server(t[3])
   if srv then
     rawset(p, "_server", srv)
-    srv:adopt(srv.local_owner, t[2])
+    srv:_adopt(srv.local_owner, t[2])
   else
     local e = entry_for(t[3], t[4])
     e.adopt[#e.adopt + 1] = t[2]
@@ -614,7 +614,7 @@ local function public_methods(obj)
   return names
 end
 
-function Server:register_object(obj, typeid, spec)
+function Server:_register_object(obj, typeid, spec)
   local id = (type(obj) == "table" or type(obj) == "userdata" or type(obj) == "function")
              and self.ids_by_obj[obj] or nil
   if id then return id, self.objects[id].exposed_list end
@@ -628,7 +628,7 @@ function Server:register_object(obj, typeid, spec)
   return id, exposed
 end
 
-function Server:incref(owner, id)
+function Server:_incref(owner, id)
   local o = self.objects[id]
   if o == nil then return false end
   owner.refs[id] = (owner.refs[id] or 0) + 1
@@ -636,7 +636,7 @@ function Server:incref(owner, id)
   return true
 end
 
-function Server:decref(owner, id)
+function Server:_decref(owner, id)
   local n = owner.refs[id]
   if not n then return end
   owner.refs[id] = n > 1 and n - 1 or nil
@@ -649,20 +649,20 @@ function Server:decref(owner, id)
   end
 end
 
-function Server:add_pending(id)
+function Server:_add_pending(id)
   if self.objects[id] then self.pending[id] = (self.pending[id] or 0) + 1 end
 end
 
 -- Takes one reference in transit for `owner` (or a new one).
-function Server:adopt(owner, id)
+function Server:_adopt(owner, id)
   local p = self.pending[id]
   if p and p > 0 then self.pending[id] = p > 1 and p - 1 or nil end
-  self:incref(owner, id)
+  self:_incref(owner, id)
 end
 
 -- A call from this process to one of its own objects (a proxy the server
 -- holds, e.g. a list proxy stored in a dict).
-function Server:local_call(id, name, args)
+function Server:_local_call(id, name, args)
   local o = self.objects[id]
   if o == nil then error(remote_error("unknown object id " .. tostring(id)), 2) end
   if o.exposed and not o.exposed[name] then
@@ -718,8 +718,8 @@ local function call_body(server, client, req)
   if m2t then
     local spec = server.registry[m2t]
     if spec == nil then return {false, "unknown typeid " .. repr(m2t), "remote"} end
-    local nid, exposed = server:register_object(r[1], m2t, server:spec_of(m2t))
-    server:incref(client, nid)
+    local nid, exposed = server:_register_object(r[1], m2t, server:_spec_of(m2t))
+    server:_incref(client, nid)
     return {true, n = 1, tok = {m2t, nid, exposed}}
   end
   table.insert(r, 1, true)
@@ -727,7 +727,7 @@ local function call_body(server, client, req)
   return r
 end
 
-function Server:spec_of(typeid)
+function Server:_spec_of(typeid)
   local spec = self.registry[typeid]
   if spec and spec.builtin then
     local b = types.builtin[spec.builtin]
@@ -738,19 +738,19 @@ end
 
 local function create_body(server, client, req)
   local typeid, args = req[2], req[3] or {n = 0}
-  local spec = type(typeid) == "string" and server:spec_of(typeid)
+  local spec = type(typeid) == "string" and server:_spec_of(typeid)
   if not spec then return {false, "unknown typeid " .. repr(typeid), "remote"} end
   local make = spec.make or spec.callable
   if make == nil then return {false, "typeid " .. repr(typeid) .. " has no callable in this server", "remote"} end
   local obj = make(unpack(args, 1, args.n or #args))
-  local id, exposed = server:register_object(obj, typeid, spec)
-  server:incref(client, id)
+  local id, exposed = server:_register_object(obj, typeid, spec)
+  server:_incref(client, id)
   return {true, id, exposed, n = 3}
 end
 
 -- Sends a reply to a client; a client that does not take it in time, or
 -- has gone, is dropped.
-function Server:reply(client, rep, seq)
+function Server:_reply(client, rep, seq)
   if client.dropped then return end
   rep.s = seq
   local ok, payload = pcall(core.dumps, rep)
@@ -760,12 +760,12 @@ function Server:reply(client, rep, seq)
   local sent, err = pcall(core.manager_send, client.conn, payload, self.write_timeout)
   if not sent then
     util.debug("manager: dropping a client: " .. tostring(err))
-    self:drop_client(client)
+    self:_drop_client(client)
   end
 end
 
 -- Runs (or resumes) a request's coroutine; parks it when it waits.
-function Server:step(job, ...)
+function Server:_step(job, ...)
   types._set_current(job.client)
   local ok, rep = coroutine.resume(job.co, ...)
   types._set_current(nil)
@@ -775,15 +775,15 @@ function Server:step(job, ...)
     return false
   end
   if ok then
-    self:reply(job.client, rep, job.seq)
+    self:_reply(job.client, rep, job.seq)
   else
-    self:reply(job.client, {false, with_traceback(rep, debug.traceback(job.co)), "error"}, job.seq)
+    self:_reply(job.client, {false, with_traceback(rep, debug.traceback(job.co)), "error"}, job.seq)
   end
   return true
 end
 
 -- Resumes parked requests until none of them finishes.
-function Server:retry_parked()
+function Server:_retry_parked()
   local progress = true
   while progress and #self.parked > 0 do
     progress = false
@@ -791,47 +791,47 @@ function Server:retry_parked()
     self.parked = {}
     for _, job in ipairs(list) do
       if not job.cancelled and not job.client.dropped then
-        if self:step(job) then progress = true end
+        if self:_step(job) then progress = true end
       end
     end
   end
 end
 
-function Server:handle(client, req)
+function Server:_handle(client, req)
   if type(req) ~= "table" or type(req[1]) ~= "string" then
-    return self:reply(client, {false, "bad request", "remote"}, nil)
+    return self:_reply(client, {false, "bad request", "remote"}, nil)
   end
   -- A new request from a client whose earlier one is parked: that one was
   -- abandoned (the caller was interrupted).
   for _, job in ipairs(self.parked) do
     if job.client == client then job.cancelled = true end
   end
-  if type(req.adopt) == "table" then for _, id in ipairs(req.adopt) do self:adopt(client, id) end end
-  if type(req.inc) == "table" then for _, id in ipairs(req.inc) do self:incref(client, id) end end
-  if type(req.dec) == "table" then for _, id in ipairs(req.dec) do self:decref(client, id) end end
+  if type(req.adopt) == "table" then for _, id in ipairs(req.adopt) do self:_adopt(client, id) end end
+  if type(req.inc) == "table" then for _, id in ipairs(req.inc) do self:_incref(client, id) end end
+  if type(req.dec) == "table" then for _, id in ipairs(req.dec) do self:_decref(client, id) end end
   local op, seq = req[1], req.s
   if op == "call" or op == "create" then
     local job = {client = client, seq = seq, co = coroutine.create(op == "call" and call_body or create_body)}
-    self:step(job, self, client, req)
+    self:_step(job, self, client, req)
   elseif op == "pending" then
-    self:add_pending(req[2])
-    self:reply(client, {true, n = 1}, seq)
+    self:_add_pending(req[2])
+    self:_reply(client, {true, n = 1}, seq)
   elseif op == "ping" then
-    self:reply(client, {true, "pong", n = 2}, seq)
+    self:_reply(client, {true, "pong", n = 2}, seq)
   elseif op == "debug_info" then
     local count = 0
     for _ in pairs(self.objects) do count = count + 1 end
-    self:reply(client, {true, count, #self.parked, n = 3}, seq)
+    self:_reply(client, {true, count, #self.parked, n = 3}, seq)
   elseif op == "shutdown" then
     util.debug("manager received shutdown message")
-    self:reply(client, {true, n = 1}, seq)
+    self:_reply(client, {true, n = 1}, seq)
     self.running = false
   else
-    self:reply(client, {false, "unknown request " .. repr(op), "remote"}, seq)
+    self:_reply(client, {false, "unknown request " .. repr(op), "remote"}, seq)
   end
 end
 
-function Server:drop_client(client)
+function Server:_drop_client(client)
   if client.dropped then return end
   client.dropped = true
   self.clients[client.conn] = nil
@@ -839,12 +839,12 @@ function Server:drop_client(client)
     if c == client.conn then table.remove(self.waitlist, i) break end
   end
   for id, n in pairs(client.refs) do
-    for _ = 1, n do self:decref(client, id) end
+    for _ = 1, n do self:_decref(client, id) end
   end
   pcall(client.conn.close, client.conn)
 end
 
-function Server:accept()
+function Server:_accept()
   local ok, conn = pcall(self.listener.accept, self.listener)
   if not ok then
     util.debug("manager: refused a connection: " .. tostring(conn))
@@ -856,19 +856,19 @@ function Server:accept()
   self.waitlist[#self.waitlist + 1] = conn
 end
 
-function Server:read(client)
+function Server:_read(client)
   local ok, got, req = pcall(core.manager_recv, client.conn, self.read_timeout, 0x7fffffff)
   if not ok then
     util.debug("manager: dropping a client: " .. tostring(got))
-    return self:drop_client(client)
+    return self:_drop_client(client)
   end
-  if not got then return self:drop_client(client) end
-  self:handle(client, req)
+  if not got then return self:_drop_client(client) end
+  self:_handle(client, req)
 end
 
 -- The wait for the next event: nil (forever) unless a parked request has a
 -- deadline.
-function Server:next_timeout()
+function Server:_next_timeout()
   local t = nil
   local now = monotonic()
   for _, job in ipairs(self.parked) do
@@ -897,27 +897,27 @@ function Server:serve_forever()
         list = {table.unpack(self.waitlist)}
         list[#list + 1] = sentinel
       end
-      local ready = waitfor(list, self:next_timeout())
+      local ready = waitfor(list, self:_next_timeout())
       if self.parent and not sentinel and #ready == 0 and not self.parent:is_alive() then
         self.running = false  -- the manager's owner is gone
       end
       for _, obj in ipairs(ready) do
         if obj == self.listener then
-          self:accept()
+          self:_accept()
         elseif obj == sentinel then
           self.running = false
         else
           local client = self.clients[obj]
-          if client then self:read(client) end
+          if client then self:_read(client) end
         end
         if not self.running then break end
       end
       if #self.local_dec > 0 then
         local list2 = self.local_dec
         self.local_dec = {}
-        for _, id in ipairs(list2) do self:decref(self.local_owner, id) end
+        for _, id in ipairs(list2) do self:_decref(self.local_owner, id) end
       end
-      self:retry_parked()
+      self:_retry_parked()
     end
   end)
   self.running = false
@@ -1189,10 +1189,10 @@ function M.Manager(method)
   return m:start()
 end
 
--- Namespace (the class of the object m:Namespace() stands for) and Queue
--- (a plain FIFO in the server's process, Python's queue.Queue: what a
+-- Namespace (the class of the object m:Namespace() stands for) and
+-- LocalQueue (a plain FIFO in one process, Python's queue.Queue: what a
 -- custom manager registers to serve a queue to other hosts).
 M.Namespace = types.Namespace
-M.Queue = types.Queue
+M.LocalQueue = types.Queue
 
 return M

@@ -83,8 +83,7 @@ do
     local Q = mp.managers.BaseManager:extend("QueueManager")
     local queue_holder = {}
     Q.register("get_queue", function()
-      local types = require "multiprocessing.manager_types"
-      queue_holder.q = queue_holder.q or types.Queue:new()
+      queue_holder.q = queue_holder.q or mp.managers.LocalQueue()
       return queue_holder.q
     end)
     return Q

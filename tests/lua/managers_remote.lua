@@ -21,7 +21,7 @@ local function run_luamp(code)
 end
 
 local QM = mp.managers.BaseManager:extend("QueueManager")
-local queue = mp.managers.Queue()
+local queue = mp.managers.LocalQueue()
 QM.register("get_queue", function() return queue end)
 
 local m = QM{address = {"127.0.0.1", 0}, authkey = "abracadabra"}
