@@ -98,19 +98,28 @@ void read_exact(int fd, char* p, size_t n, double deadline) {
 }
 
 // Reads one frame into `out`.  Returns false on a clean end of file before
-// the first byte.  The body buffer grows with the bytes that actually arrive,
-// so a garbage length costs no memory until data backs it.
+// the first byte.  The first read takes up to 64 KiB, so a small message
+// costs one recv: a peer of the manager protocol never sends a second frame
+// before the answer to the first, so bytes past the frame are a protocol
+// violation ("unexpected data").  The body buffer then grows with the bytes
+// that actually arrive, so a garbage length costs no memory until data
+// backs it.
 bool read_frame(int fd, std::string& out, double deadline, size_t maxlength) {
-  char h[4];
-  size_t got = read_some(fd, h, 4, deadline);
+  constexpr size_t kFirst = 64 * 1024;
+  char first[kFirst];
+  size_t got = read_some(fd, first, kFirst, deadline);
   if (got == 0) return false;
-  if (got < 4) read_exact(fd, h + got, 4 - got, deadline);
-  const auto* u = reinterpret_cast<const unsigned char*>(h);
+  if (got < 4) {
+    read_exact(fd, first + got, 4 - got, deadline);
+    got = 4;
+  }
+  const auto* u = reinterpret_cast<const unsigned char*>(first);
   uint32_t raw = (uint32_t{u[0]} << 24) | (uint32_t{u[1]} << 16) | (uint32_t{u[2]} << 8) | uint32_t{u[3]};
   if (raw & 0x80000000u) throw Failure::plain("bad message length");
   size_t size = raw;
   if (size > maxlength) throw Failure::plain("bad message length");
-  out.clear();
+  if (got - 4 > size) throw Failure::plain("unexpected data after a message");
+  out.assign(first + 4, got - 4);
   size_t chunk = 64 * 1024;
   while (out.size() < size) {
     size_t want = std::min(size - out.size(), chunk);
