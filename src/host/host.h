@@ -1,7 +1,7 @@
 // The luamp host: what `luamp` adds to a plain Lua state (the globals `repr`
 // and `help`, os.getpid/getppid/sleep/monotonic, `multiprocessing` in
-// package.preload),
-// and the call/report helpers shared by main.cpp and the REPL.
+// package.preload), and the call/report helpers shared by main.cpp and the
+// REPL.
 #pragma once
 #include <lua.hpp>
 
