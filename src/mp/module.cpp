@@ -10,6 +10,7 @@
 #include "mp/forkserver.h"
 #include "mp/lua_util.h"
 #include "mp/payload.h"
+#include "mp/pool.h"
 #include "mp/process.h"
 #include "mp/system.h"
 
@@ -55,6 +56,7 @@ void open_core(lua_State* L) {
   codec::open_codec(L);
   open_payload(L);
   connection::open_connection(L);
+  open_pool(L);
   lua_pushstring(L, "0.1.0");
   lua_setfield(L, -2, "version");
 }
