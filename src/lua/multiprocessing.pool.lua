@@ -255,7 +255,11 @@ function IMapIterator:_deliver(first, n, values, errs)
       have[i] = "ok"
       vals[i] = values[k]
     end
-    if order then order[#order + 1] = i end
+    if order then
+      local on = self._order_n + 1
+      self._order_n = on
+      order[on] = i
+    end
   end
   self._arrived = self._arrived + n
   if self._total and self._arrived >= self._total then self._pool._jobs[self._id] = nil end
@@ -828,7 +832,7 @@ function Pool:_imap(fname, f, seq, chunksize, unordered)
   check_callable(f, fname, 1)
   check_sequence(seq, fname, 2, true)
   check_chunksize(chunksize, fname, 3)
-  local it = setmetatable({_pool = self, _have = {}, _values = {}, _taken = 0, _arrived = 0,
+  local it = setmetatable({_pool = self, _have = {}, _values = {}, _taken = 0, _arrived = 0, _order_n = 0,
                            _order = unordered and {} or nil}, IMapIterator)
   if type(seq) ~= "function" then it._total = #seq end
   local e = self:_fid(f)
@@ -891,7 +895,10 @@ function Pool:terminate()
         if job._have[i] == nil then
           job._have[i] = "err"
           job._values[i] = err
-          if job._order then job._order[#job._order + 1] = i end
+          if job._order then
+            job._order_n = job._order_n + 1
+            job._order[job._order_n] = i
+          end
         end
       end
     elseif not job._ready then
