@@ -55,7 +55,7 @@ enum Tag : uint8_t {
   T_INT32 = 0x05,
   T_INT64 = 0x06,
   T_FLOAT = 0x07,
-  T_STR = 0x08,      // varint length, bytes
+  T_STR = 0x08,      // varint length, bytes: a string longer than 40 bytes, numbered
   T_KEYSTR = 0x09,   // u8 length, bytes: a table key or name, numbered
   T_STRREF = 0x0A,   // varint number of an earlier T_KEYSTR (flagged)
   T_TABLE = 0x0B,    // varint narr, u32 nhash, narr values, nhash key/value pairs
@@ -433,20 +433,37 @@ class Encoder {
     }
   }
 
-  // A string value: inline.
+  // A string value: short ones inline; longer ones (not interned by Lua)
+  // are numbered by identity, so the same string object twice is sent once.
   void string(int idx) {
     size_t len;
     const char* s = lua_tolstring(L_, idx, &len);
-    if (len < 64) {
+    if (len <= kMemoStringMax) {
       char* p = room(1 + len);
       p[0] = static_cast<char>(T_SHORTSTR | len);
       std::memcpy(p + 1, s, len);
       pos_ += 1 + len;
       return;
     }
+    if (string_ref(s)) return;
     put_byte(T_STR);
     put_varint(len);
     put_bytes(s, len);
+  }
+
+  // Emits T_STRREF for a string already numbered (flagging its first
+  // appearance) and returns true; else numbers the one about to be written.
+  bool string_ref(const char* s) {
+    int64_t found = strings_.find(s);
+    if (found >= 0) {
+      s_[string_pos_[static_cast<size_t>(found)]] |= static_cast<char>(kMemoFlag);
+      put_byte(T_STRREF);
+      put_varint(static_cast<uint64_t>(found));
+      return true;
+    }
+    strings_.put(s, static_cast<uint32_t>(string_pos_.size()));
+    string_pos_.push_back(pos_);
+    return false;
   }
 
   // A table key or a name: strings up to kMemoStringMax bytes are numbered
@@ -459,17 +476,7 @@ class Encoder {
       string(idx);
       return;
     }
-    int64_t found = strings_.find(s);
-    if (found >= 0) {
-      s_[string_pos_[static_cast<size_t>(found)]] |= static_cast<char>(kMemoFlag);
-      char* p = room(11);
-      p[0] = static_cast<char>(T_STRREF);
-      pos_ += 1;
-      put_varint(static_cast<uint64_t>(found));
-      return;
-    }
-    strings_.put(s, static_cast<uint32_t>(string_pos_.size()));
-    string_pos_.push_back(pos_);
+    if (string_ref(s)) return;
     char* p = room(2 + len);
     p[0] = static_cast<char>(T_KEYSTR);
     p[1] = static_cast<char>(len);
@@ -483,9 +490,9 @@ class Encoder {
     int64_t found = objects_.find(p);
     if (found < 0) return false;
     uint32_t v = static_cast<uint32_t>(found);
-    if (v & kModule) {
-      put_byte(T_MODULE);
-      const std::string& name = module_names_[v & ~kModule];
+    if (v & (kModule | kClass)) {
+      put_byte((v & kModule) ? T_MODULE : T_CLASSREF);
+      const std::string& name = module_names_[v & ~(kModule | kClass)];
       lua_pushlstring(L_, name.data(), name.size());
       key_string(-1);
       lua_pop(L_, 1);
@@ -500,7 +507,7 @@ class Encoder {
   // Numbers the object whose tag is about to be written at pos_.
   uint32_t remember(const void* p) {
     uint32_t i = static_cast<uint32_t>(object_pos_.size());
-    if (i >= kModule) fail("a message with more than 2^30 tables and functions");
+    if (i >= kClass) fail("a message with more than 2^29 tables and functions");
     objects_.put(p, i);
     object_pos_.push_back(pos_);
     return i;
@@ -512,20 +519,25 @@ class Encoder {
   }
   void leave() { --depth_; }
 
-  // Puts the loaded modules (package.loaded) into the object map, once per
-  // message, so a module (an upvalue `mp`, say) crosses by name.
+  // Puts the loaded modules (package.loaded) and the registered classes
+  // into the object map, once per message, so a module (an upvalue `mp`,
+  // say) or a class crosses by name.
   void load_modules() {
     modules_loaded_ = true;
     luaL_getsubtable(L_, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-    lua_pushnil(L_);
-    while (lua_next(L_, -2) != 0) {
-      if (lua_type(L_, -2) == LUA_TSTRING && lua_istable(L_, -1) && lua_topointer(L_, -1) != globals_) {
-        objects_.put(lua_topointer(L_, -1), kModule | static_cast<uint32_t>(module_names_.size()));
-        module_names_.emplace_back(lua_tostring(L_, -2));
+    push_registry_table(L_, kClassNamesKey);
+    for (uint32_t bit : {kModule, kClass}) {
+      lua_pushnil(L_);
+      while (lua_next(L_, bit == kModule ? -3 : -2) != 0) {
+        int name = bit == kModule ? -2 : -1, obj = bit == kModule ? -1 : -2;
+        if (lua_type(L_, name) == LUA_TSTRING && lua_istable(L_, obj) && lua_topointer(L_, obj) != globals_) {
+          objects_.put(lua_topointer(L_, obj), bit | static_cast<uint32_t>(module_names_.size()));
+          module_names_.emplace_back(lua_tostring(L_, name));
+        }
+        lua_pop(L_, 1);
       }
-      lua_pop(L_, 1);
     }
-    lua_pop(L_, 1);
+    lua_pop(L_, 2);
   }
 
   void table(int idx) {
@@ -542,16 +554,6 @@ class Encoder {
       int mt = lua_gettop(L_);
       push_registry_table(L_, kClassNamesKey);
       int classnames = mt + 1;
-      // A registered class itself travels by name.
-      lua_pushvalue(L_, idx);
-      if (lua_rawget(L_, classnames) == LUA_TSTRING) {
-        put_byte(T_CLASSREF);
-        key_string(-1);
-        lua_settop(L_, mt - 1);
-        leave();
-        return;
-      }
-      lua_pop(L_, 1);
       lua_pushvalue(L_, mt);
       if (lua_rawget(L_, classnames) != LUA_TSTRING) {
         lua_pop(L_, 1);
@@ -613,9 +615,9 @@ class Encoder {
         lua_pop(L_, 1);
       }
       uint32_t count = 0;
+      int top = lua_gettop(L_) + 2;  // where lua_next leaves the value
       lua_pushnil(L_);
       while (lua_next(L_, idx) != 0) {
-        int top = lua_gettop(L_);
         key = top - 1;
         int kt = lua_type(L_, key);
         if (kt == LUA_TSTRING) {
@@ -753,10 +755,12 @@ class Encoder {
     leave();
   }
 
-  // Object map values: an index, or a module (kModule | index into
-  // module_names_), or an object whose __reduce is running (kPending).
+  // Object map values: an index, or a module or a registered class (kModule
+  // or kClass | index into module_names_), or an object whose __reduce is
+  // running (kPending).
   static constexpr uint32_t kPending = 0x80000000u;
   static constexpr uint32_t kModule = 0x40000000u;
+  static constexpr uint32_t kClass = 0x20000000u;
 
   lua_State* L_;
   std::string& s_;
@@ -977,15 +981,11 @@ class Decoder {
       return true;
     }
     switch (tag) {
-      case T_STR: {
-        size_t n = length();
-        lua_pushlstring(L_, reinterpret_cast<const char*>(p_), n);
-        p_ += n;
-        return true;
-      }
+      case T_STR:
+      case T_STR | kMemoFlag:
       case T_KEYSTR:
       case T_KEYSTR | kMemoFlag: {
-        size_t n = byte();
+        size_t n = (tag & ~kMemoFlag) == T_STR ? length() : byte();
         need(n);
         lua_pushlstring(L_, reinterpret_cast<const char*>(p_), n);
         p_ += n;
@@ -1134,10 +1134,17 @@ class Decoder {
       }
     }
     for (uint32_t i = 0; i < nhash; ++i) {
-      value();
-      int kt = lua_type(L_, -1);
-      if (kt == LUA_TNIL) bad("nil table key");
-      if (kt == LUA_TNUMBER && !lua_isinteger(L_, -1) && std::isnan(lua_tonumber(L_, -1))) bad("NaN table key");
+      // Keys are mostly strings, which need no check.
+      uint8_t tag = left() > 0 ? *p_ : 0;
+      if (tag == T_STRREF || tag == T_KEYSTR || tag == (T_KEYSTR | kMemoFlag)) {
+        ++p_;
+        string_tag(tag);
+      } else {
+        value();
+        int kt = lua_type(L_, -1);
+        if (kt == LUA_TNIL) bad("nil table key");
+        if (kt == LUA_TNUMBER && !lua_isinteger(L_, -1) && std::isnan(lua_tonumber(L_, -1))) bad("NaN table key");
+      }
       value();
       lua_rawset(L_, t);
     }

@@ -245,7 +245,7 @@ TEST_CASE("help shows the documentation of mp functions", "[repl]") {
   r.send("help(mp.cpu_count)\n");
   std::string out = r.expect("\r\n> ");
   CHECK(out.find("mp.cpu_count()") != std::string::npos);
-  CHECK(out.find("Returns the number of CPUs online") != std::string::npos);
+  CHECK(out.find("number of CPUs online") != std::string::npos);
   r.send("help('os.sleep')\n");
   CHECK(r.expect("\r\n> ").find("os.sleep(seconds)") != std::string::npos);
   r.send("help(12345)\n");
@@ -265,6 +265,12 @@ TEST_CASE("History is written to LUAMP_HISTORY", "[repl]") {
     Repl r(hist);
     r.send("answer = 6 * 7\n");
     r.expect("> ");
+    r.send("for i = 1, 2 do\n");
+    r.expect(">> ");
+    r.send("print(i * 100)\n");
+    r.expect(">> ");
+    r.send("end\n");
+    r.expect("200\r\n> ");
     r.send("\x04");
     CHECK(r.wait_exit() == 0);
   }
@@ -274,12 +280,18 @@ TEST_CASE("History is written to LUAMP_HISTORY", "[repl]") {
   CHECK(content.str().find("answer = 6 * 7") != std::string::npos);
   {
     Repl r(hist);  // the next session finds it with the up arrow (Ctrl-P)
-    r.send("\x10");
+    r.send("\x10");  // the multi-line chunk comes back whole
+    r.expect("end");
+    r.send("\n");
+    r.expect("200\r\n> ");
+    r.send("\x10\x10");
     r.expect("answer = 6 * 7");
     r.send("\n");
-    r.expect("> ");
+    r.expect("\r\n> ");  // (the redisplay may show the line twice)
     r.send("answer\n");
-    CHECK(r.expect("> ").find("42\r\n") != std::string::npos);
+    std::string out = r.expect("> ");
+    INFO(out);
+    CHECK(out.find("42\r\n") != std::string::npos);
     r.send("\x04");
     CHECK(r.wait_exit() == 0);
   }
