@@ -62,6 +62,9 @@ end
 -- The tutorial index names only tutorials that exist.
 local index = read(root .. "/tutorials/README.md")
 if index then
+  for name in index:gmatch("%]%((%d%d_[%w_]+%.lua)%)") do
+    if not exists(root .. "/tutorials/" .. name) then problem("tutorials/README.md: links a missing file: %s", name) end
+  end
   for name in index:gmatch("`(%d%d_[%w_]+%.lua)`") do
     if not exists(root .. "/tutorials/" .. name) then problem("tutorials/README.md: names a missing file: %s", name) end
   end
