@@ -29,10 +29,11 @@ double now() {
 }
 
 // A luamp REPL on the slave side of a pty.  The child gets TERM=dumb and
-// INPUTRC=/dev/null (no user key bindings) and the history file given.
+// INPUTRC=/dev/null (no user key bindings) and the history file given
+// (LUAMP_HISTORY; empty means none).
 class Repl {
  public:
-  explicit Repl(const std::string& history = "/dev/null") {
+  explicit Repl(const std::string& history = "") {  // "": no history file
     struct winsize ws {};
     ws.ws_row = 24;
     ws.ws_col = 200;  // wide: no line wrapping in what we match
