@@ -43,8 +43,9 @@ void print_usage(const char* badoption) {
   std::fflush(stderr);
 }
 
+// "luamp 0.1.0 -- Lua 5.4.4  Copyright (C) 1994-2022 Lua.org, PUC-Rio"
 void print_version() {
-  std::printf("luamp %s -- %s  %s\n", "0.1.0", LUA_RELEASE, LUA_COPYRIGHT);
+  std::printf("luamp %s -- %s\n", luamp::host::kVersion, LUA_COPYRIGHT);
   std::fflush(stdout);
 }
 
@@ -113,14 +114,13 @@ int dostring(lua_State* L, const char* s, const char* name) {
   return dochunk(L, luaL_loadbuffer(L, s, std::strlen(s), name));
 }
 
-// -l mod or -l g=mod: global = require(mod).
+// -l mod or -l g=mod: global = require(mod).  Without "=", the global has
+// the module's full name (as Debian's lua5.4 5.4.4 does: -l a-b sets _G["a-b"]).
 int dolibrary(lua_State* L, char* spec) {
   char* globname = spec;
   char* modname = std::strchr(spec, '=');
   if (modname == nullptr) {
     modname = spec;
-    globname = std::strchr(modname, '-');  // "a-b" loads "a-b" into global "b"
-    globname = globname ? globname + 1 : modname;
   } else {
     *modname = '\0';
     modname++;

@@ -7,6 +7,7 @@
 #include "mp/module.h"
 #include "mp/repr.h"
 #include "mp/system.h"
+#include "repl/help.h"
 
 namespace luamp::host {
 
@@ -23,6 +24,7 @@ void open_all(lua_State* L) {
   lua_pushcfunction(L, lua_repr);
   lua_setglobal(L, "repr");
   preload_multiprocessing(L);
+  repl::open_help(L);
 }
 
 int message_handler(lua_State* L) {
@@ -54,10 +56,16 @@ void print_message(const char* msg) {
   std::fflush(stderr);
 }
 
-int report(lua_State* L, int status) {
+int report(lua_State* L, int status, bool progname) {
   if (status != LUA_OK) {
     const char* msg = lua_tostring(L, -1);
-    print_message(msg ? msg : "(error object is not a string)");
+    if (msg == nullptr) msg = "(error object is not a string)";
+    if (progname) {
+      print_message(msg);
+    } else {
+      std::fprintf(stderr, "%s\n", msg);
+      std::fflush(stderr);
+    }
     lua_pop(L, 1);
   }
   return status;

@@ -6,6 +6,9 @@
 
 namespace luamp::host {
 
+// luamp's version, shown by -v and the REPL banner.
+inline constexpr const char* kVersion = "0.1.0";
+
 // Opens the standard libraries and luamp's additions on a fresh state.
 void open_all(lua_State* L);
 
@@ -18,8 +21,9 @@ int message_handler(lua_State* L);
 int docall(lua_State* L, int nargs, int nresults);
 
 // Prints "luamp: <msg>" to stderr for a non-OK status (popping the message).
-// Returns status.
-int report(lua_State* L, int status);
+// Returns status.  With progname false the "luamp: " prefix is left out, as
+// lua.c does in its REPL.
+int report(lua_State* L, int status, bool progname = true);
 
 // Prints "luamp: <msg>" to stderr.
 void print_message(const char* msg);

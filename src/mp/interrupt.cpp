@@ -11,6 +11,10 @@ namespace {
 
 volatile sig_atomic_t g_pending = 0;
 lua_State* volatile g_state = nullptr;
+// The SIGINT disposition arm() replaced, restored by disarm() (the REPL has
+// its own prompt handler there).  Never touched by the signal handler.
+struct sigaction g_saved;
+bool g_have_saved = false;
 
 // Count hook: raise while the interrupt is pending.  The hook stays
 // installed, so catching the error with pcall only delays the next raise by
@@ -36,14 +40,23 @@ void arm(lua_State* L) {
   sa.sa_handler = on_sigint;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = 0;  // no SA_RESTART: blocking calls see EINTR
-  sigaction(SIGINT, &sa, nullptr);
+  struct sigaction old {};
+  // A process that ignores SIGINT (pool workers, servers, `nohup`) keeps
+  // ignoring it: the decision is its owner's.
+  sigaction(SIGINT, nullptr, &old);
+  if (old.sa_handler == SIG_IGN) return;
+  sigaction(SIGINT, &sa, &old);
+  if (old.sa_handler != on_sigint) {  // not re-armed: remember the caller's
+    g_saved = old;
+    g_have_saved = true;
+  }
 }
 
 void disarm(lua_State* L) {
-  struct sigaction sa {};
-  sa.sa_handler = SIG_DFL;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
+  // Put back what arm() replaced; if arm() left an ignored SIGINT alone
+  // there is nothing to restore.
+  if (g_have_saved) sigaction(SIGINT, &g_saved, nullptr);
+  g_have_saved = false;
   clear(L);
   g_state = nullptr;
 }

@@ -4,8 +4,16 @@
 // "multiprocessing" chunk builds the public table from both.
 #include "mp/module.h"
 
+#include "mp/codec.h"
+#include "mp/connection.h"
 #include "mp/embedded.h"
+#include "mp/forkserver.h"
 #include "mp/lua_util.h"
+#include "mp/manager_io.h"
+#include "mp/payload.h"
+#include "mp/pool.h"
+#include "mp/process.h"
+#include "mp/shared_memory.h"
 #include "mp/sharedctypes.h"
 #include "mp/shm.h"
 #include "mp/synchronize.h"
@@ -55,8 +63,16 @@ void open_core(lua_State* L) {
   lua_pushcfunction(L, core_set_error_classes);
   lua_setfield(L, -2, "set_error_classes");
   open_system(L);
+  open_process(L);
+  open_forkserver(L);
+  codec::open_codec(L);
+  open_payload(L);
+  connection::open_connection(L);
+  open_manager_io(L);
+  open_pool(L);
   open_synchronize(L);
   open_sharedctypes(L);
+  open_shared_memory(L);
   lua_pushcfunction(L, core_metatable);
   lua_setfield(L, -2, "metatable");
   lua_pushstring(L, "0.1.0");

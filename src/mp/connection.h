@@ -1,0 +1,51 @@
+// Connections: message framing over a file descriptor (Pipe ends, sockets),
+// mp.Pipe, mp.connection.wait, Listener/Client with the HMAC handshake.
+// Lua side: docs/api/connection.md.  C++ users: the Lua-visible queue code
+// (fd objects refused), Process/spawn (passes Connections to children), and
+// anyone who needs to push a Connection over an fd it made.
+//
+// Wire format (the same as Python's multiprocessing.connection, so the bytes
+// are readable by either): a 4-byte big-endian signed length, then the
+// payload; payloads over 2**31-1 bytes use length -1 followed by an 8-byte
+// big-endian length.  File descriptors travel as SCM_RIGHTS ancillary data on
+// the first bytes of a frame (socket connections only).
+#pragma once
+#include <lua.hpp>
+
+#include <string>
+#include <vector>
+
+namespace luamp::connection {
+
+// Metatable names.
+inline constexpr const char* kConnectionType = "mp.Connection";
+inline constexpr const char* kListenerType = "mp.Listener";
+
+// Pushes a new Connection owning `fd` (which must be close-on-exec).  A
+// socket connection can carry fds (send of a Connection through it).  Takes
+// ownership of fd even when it raises (out of memory).
+void push_connection(lua_State* L, int fd, bool readable, bool writable, bool is_socket);
+
+// The fd of the Connection at idx, or -1 if idx is not a Connection.
+// Raises (Lua error) if it is a closed Connection.
+int connection_fd(lua_State* L, int idx);
+
+// Sends one frame: header + `size` bytes of `data`, with `fds` (may be null
+// or empty) attached on a socket.  Blocks until written; EINTR with a pending
+// Ctrl-C throws Failure("interrupted!").  Throws mp.OSError on failure.
+void send_frame(int fd, bool is_socket, const char* data, size_t size, const std::vector<int>* fds);
+
+// Receives one whole frame into `out`.  Received fds are appended to `fds`
+// (owned by the caller; close-on-exec).  `deadline` is a monotonic time in
+// seconds, or < 0 for none.  Returns false on end of file before the first
+// byte; throws mp.EOFError on end of file inside a frame, Failure on a
+// frame longer than `maxlength` ("bad message length"), on timeout
+// ("timed out"), or on an OS error.
+bool recv_frame(int fd, bool is_socket, std::string& out, std::vector<int>* fds,
+                double deadline = -1, size_t maxlength = SIZE_MAX);
+
+// Adds Pipe, Listener, Client, connection_wait and the metatables to the
+// core table on top of the stack, and registers the NativeTypes.
+void open_connection(lua_State* L);
+
+}  // namespace luamp::connection
