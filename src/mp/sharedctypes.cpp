@@ -252,6 +252,16 @@ const Field* find_field(const View& v, const char* name) {
 // Pushes a table with elements i..j (1-based, inclusive) as plain values.
 void push_range(lua_State* L, const View& v, lua_Integer i, lua_Integer j) {
   lua_createtable(L, j >= i ? static_cast<int>(j - i + 1) : 0, 0);
+  if (v.tc == 'd') {  // the common bulk case: one tight loop
+    const char* p = v.data + (i - 1) * 8;
+    for (lua_Integer k = i; k <= j; ++k, p += 8) {
+      double d;
+      std::memcpy(&d, p, 8);
+      lua_pushnumber(L, d);
+      lua_rawseti(L, -2, k - i + 1);
+    }
+    return;
+  }
   for (lua_Integer k = i; k <= j; ++k) {
     if (v.tc == kStructCode) read_struct(L, *v.layout, v.data + (k - 1) * v.esize);
     else read_scalar(L, v.tc, v.data + (k - 1) * v.esize);

@@ -133,6 +133,26 @@ SemLock* self_semlock(lua_State* L, SyncUd* u) {
 // lock:acquire([block [, timeout]]) -> boolean
 int lock_acquire(lua_State* L) {
   SyncUd* u = check_self(L);
+  // Fast path: a plain Lock/RLock/Semaphore (not a Condition), no
+  // arguments, and the word free.
+  if (lua_gettop(L) == 1 && !lua_toboolean(L, lua_upvalueindex(3))) {
+    auto* sl = static_cast<SemLock*>(u->words);
+    Kind k = sl->type();
+    if (k == Kind::Lock || k == Kind::RLock) {
+      uint32_t me = static_cast<uint32_t>(semlock::self_pid());
+      uint32_t expected = 0;
+      if (sl->word.compare_exchange_strong(expected, me, std::memory_order_seq_cst)) {
+        sl->depth = 1;
+        lua_pushboolean(L, 1);
+        return 1;
+      }
+      if (k == Kind::RLock && expected == me) {
+        ++sl->depth;
+        lua_pushboolean(L, 1);
+        return 1;
+      }
+    }
+  }
   bool block;
   Deadline d;
   read_block_timeout(L, 2, &block, &d);
@@ -146,6 +166,23 @@ int lock_acquire(lua_State* L) {
 // lock:release()
 int lock_release(lua_State* L) {
   SyncUd* u = check_self(L);
+  if (!lua_toboolean(L, lua_upvalueindex(3))) {  // not a Condition
+    auto* sl = static_cast<SemLock*>(u->words);
+    if (sl->type() == Kind::Lock) {
+      // Fast path: held, and nobody waits.
+      if (sl->word.exchange(0, std::memory_order_seq_cst) != 0) {
+        if (sl->waiters.load(std::memory_order_seq_cst) != 0) semlock::futex_wake(&sl->word, 1);
+        return 0;
+      }
+      return luaL_error(L, "release: lock is not acquired (release unlocked lock)");
+    }
+    if (sl->type() == Kind::RLock && sl->word.load(std::memory_order_relaxed) == static_cast<uint32_t>(semlock::self_pid())) {
+      if (--sl->depth > 0) return 0;
+      sl->word.store(0, std::memory_order_seq_cst);
+      if (sl->waiters.load(std::memory_order_seq_cst) != 0) semlock::futex_wake(&sl->word, 1);
+      return 0;
+    }
+  }
   SemLock* sl = self_semlock(L, u);
   return run_guarded(L, [&] {
     sl->release();
