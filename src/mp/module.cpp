@@ -12,6 +12,9 @@
 #include "mp/manager_io.h"
 #include "mp/payload.h"
 #include "mp/process.h"
+#include "mp/sharedctypes.h"
+#include "mp/shm.h"
+#include "mp/synchronize.h"
 #include "mp/system.h"
 
 namespace luamp {
@@ -45,6 +48,13 @@ int core_set_error_classes(lua_State* L) {
   return 0;
 }
 
+// core.metatable(name) -> the registered metatable of a native type (the
+// embedded Lua adds methods to some, e.g. Condition:wait_for).
+int core_metatable(lua_State* L) {
+  luaL_getmetatable(L, luaL_checkstring(L, 1));
+  return 1;
+}
+
 // The native core: every Lua-visible primitive, by concept.
 void open_core(lua_State* L) {
   lua_newtable(L);
@@ -57,6 +67,10 @@ void open_core(lua_State* L) {
   open_payload(L);
   connection::open_connection(L);
   open_manager_io(L);
+  open_synchronize(L);
+  open_sharedctypes(L);
+  lua_pushcfunction(L, core_metatable);
+  lua_setfield(L, -2, "metatable");
   lua_pushstring(L, "0.1.0");
   lua_setfield(L, -2, "version");
 }
