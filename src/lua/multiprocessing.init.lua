@@ -83,4 +83,9 @@ do
   end)
 end
 
+-- Queues (API.md "Queues")
+mp.Queue = core.Queue
+mp.SimpleQueue = core.SimpleQueue
+mp.JoinableQueue = core.JoinableQueue
+
 return mp

@@ -12,6 +12,7 @@
 #include "mp/manager_io.h"
 #include "mp/payload.h"
 #include "mp/process.h"
+#include "mp/queue.h"
 #include "mp/sharedctypes.h"
 #include "mp/shm.h"
 #include "mp/synchronize.h"
@@ -71,6 +72,7 @@ void open_core(lua_State* L) {
   open_sharedctypes(L);
   lua_pushcfunction(L, core_metatable);
   lua_setfield(L, -2, "metatable");
+  open_queue(L);
   lua_pushstring(L, "0.1.0");
   lua_setfield(L, -2, "version");
 }
