@@ -4,6 +4,8 @@
 // "multiprocessing" chunk builds the public table from both.
 #include "mp/module.h"
 
+#include <cstdlib>
+
 #include "mp/codec.h"
 #include "mp/connection.h"
 #include "mp/embedded.h"
@@ -90,6 +92,14 @@ void preload_multiprocessing(lua_State* L) {
 
 extern "C" int luaopen_multiprocessing(lua_State* L) {
   using namespace luamp;
+  // A spawned child (or the fork server) joins its program's segment
+  // tracker now, before it forks children of its own (shm.h).
+  if (std::getenv(shm::kTrackerEnv) != nullptr) {
+    run_guarded(L, [] {
+      shm::ensure_tracker();
+      return 0;
+    });
+  }
   preload_embedded(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   open_core(L);

@@ -27,6 +27,7 @@
 
 #include "mp/interrupt.h"
 #include "mp/lua_util.h"
+#include "mp/shm.h"
 #include "mp/system.h"
 #include "mp/unique.h"
 
@@ -59,6 +60,12 @@ double opt_timeout(lua_State* L, int idx) {
 // child asks the kernel for SIGKILL when its parent dies.
 int process_fork(lua_State* L) {
   bool die_with_parent = lua_toboolean(L, 1);
+  // Every process of the program shares one segment tracker (shm.h): start
+  // it before the first fork so the child inherits it.
+  run_guarded(L, [] {
+    shm::ensure_tracker();
+    return 0;
+  });
   std::fflush(nullptr);
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) {
@@ -192,6 +199,7 @@ int process_close_fd(lua_State* L) {
 int process_exit(lua_State* L) {
   int code = static_cast<int>(luaL_optinteger(L, 1, 0));
   std::fflush(nullptr);
+  luamp::shm::release_all();
   _exit(code);
 }
 
@@ -307,6 +315,18 @@ int process_spawn_exec(lua_State* L) {
     // Fail in the caller, as Python does, rather than in a child that
     // cannot exec (which could only report exit code 127).
     if (access(exe, X_OK) != 0) throw Failure::os(std::string("spawn: cannot execute '") + exe + "'", errno, exe);
+    // The child joins this program's segment tracker (shm.h): its fd stays
+    // open across exec and LUAMP_TRACKER_FD names it.
+    shm::ensure_tracker();
+    keep.push_back(shm::tracker_fd());
+    std::string tracker_var = std::string(shm::kTrackerEnv) + "=" + shm::tracker_env_value();
+    std::vector<char*> envp;
+    const size_t prefix = std::strlen(shm::kTrackerEnv) + 1;
+    for (char** e = environ; *e != nullptr; ++e) {
+      if (std::strncmp(*e, tracker_var.c_str(), prefix) != 0) envp.push_back(*e);
+    }
+    envp.push_back(tracker_var.data());
+    envp.push_back(nullptr);
     int own = own_sentinel(L);
     std::fflush(nullptr);
     pid_t parent = getpid();
@@ -323,7 +343,10 @@ int process_spawn_exec(lua_State* L) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent) _exit(1);
       }
-      execve(exe, argv.data(), environ);
+      // The fork hook counted this child as a holder of every segment; exec
+      // drops the mappings, so give the holds back first.
+      shm::release_all();
+      execve(exe, argv.data(), envp.data());
       const char msg[] = "luamp: spawn: cannot exec the luamp executable\n";
       ssize_t ignored = write(2, msg, sizeof msg - 1);
       (void)ignored;
