@@ -35,6 +35,7 @@
 #include "mp/codec.h"
 #include "mp/interrupt.h"
 #include "mp/lua_util.h"
+#include "mp/sharedctypes.h"
 #include "mp/system.h"
 #include "mp/unique.h"
 
@@ -48,17 +49,23 @@ namespace {
 constexpr const char* kBuffersKey = "luamp.buffers";
 }
 
+// Keyed by metatable name (__name), so a type may be registered before or
+// after its metatable is created.
 void register_type(lua_State* L, const char* metatable_name, Getter getter) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, kBuffersKey);
-  luaL_getmetatable(L, metatable_name);
   lua_pushlightuserdata(L, reinterpret_cast<void*>(getter));
-  lua_rawset(L, -3);
+  lua_setfield(L, -2, metatable_name);
   lua_pop(L, 1);
 }
 
 bool get(lua_State* L, int idx, ByteSpan* out) {
   idx = lua_absindex(L, idx);
-  if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return false;
+  if (lua_type(L, idx) != LUA_TUSERDATA) return false;
+  int type = luaL_getmetafield(L, idx, "__name");  // pushes nothing for nil
+  if (type != LUA_TSTRING) {
+    if (type != LUA_TNIL) lua_pop(L, 1);
+    return false;
+  }
   lua_getfield(L, LUA_REGISTRYINDEX, kBuffersKey);
   if (!lua_istable(L, -1)) {
     lua_pop(L, 2);
@@ -1328,6 +1335,13 @@ void listener_rebuild(lua_State* L, const char* data, size_t len, codec::DecodeC
   l->fd = take_fd(data, len, ctx, "Listener");
 }
 
+// mp.Array / mp.RawArray of typecode c, b or B lend their bytes
+// (sharedctypes.h).
+void array_bytes(lua_State* L, int idx, buffer::ByteSpan* out) {
+  if (!sharedctypes::byte_span(L, idx, &out->data, &out->size))
+    throw Failure::plain("a byte buffer must be an Array of typecode 'c', 'b' or 'B' (and open)");
+}
+
 const codec::NativeType kConnectionNative{kConnectionType, connection_reduce, connection_rebuild};
 const codec::NativeType kListenerNative{kListenerType, listener_reduce, listener_rebuild};
 
@@ -1367,6 +1381,7 @@ void open_connection(lua_State* L) {
   make_metatable(L, kListenerType, listener_methods, listener_index, listener_close, listener_tostring);
   codec::register_native_type(L, &kConnectionNative);
   codec::register_native_type(L, &kListenerNative);
+  buffer::register_type(L, "mp.Array", array_bytes);
   static const luaL_Reg funcs[] = {{"Pipe", mp_pipe},
                                    {"Listener", mp_listener},
                                    {"Client", mp_client},

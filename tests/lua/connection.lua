@@ -116,6 +116,28 @@ do
   r:close(); w:close()
 end
 
+-- recv_bytes_into / send_bytes with an Array of typecode c, b or B.
+do
+  local Array = mp.Array or require("multiprocessing.core").Array
+  local a, b = mp.Pipe()
+  local arr = Array("c", 40)
+  a:send_bytes(string.pack("<i4i4i4i4i4", 0, 1, 2, 3, 4))
+  assert(b:recv_bytes_into(arr) == 20)
+  assert(repr {string.unpack("<i4i4i4i4i4i4i4i4i4i4", arr.raw)} == "{0, 1, 2, 3, 4, 0, 0, 0, 0, 0, 41}")
+  fails("typecode 'c', 'b' or 'B'", b.recv_bytes_into, b, Array("i", 10))
+  local small = Array("b", 3)
+  a:send_bytes("toolong")
+  local err = fails("BufferTooShort", b.recv_bytes_into, b, small)
+  assert(err.data == "toolong")
+  local ub = Array("B", 10)
+  a:send_bytes("\1\2\3")
+  assert(b:recv_bytes_into(ub, 2) == 3 and ub[1] == 0 and ub[2] == 1 and ub[4] == 3)
+  fails("offset out of range", b.recv_bytes_into, b, ub, 12)
+  b:send_bytes(ub, 2, 3)
+  assert(a:recv_bytes() == "\1\2\3")
+  a:close(); b:close()
+end
+
 -- connection.wait: ready objects in list order; integers and fileno()
 -- objects work too; timeouts are honoured.
 do
