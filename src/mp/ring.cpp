@@ -273,8 +273,9 @@ Status Ring::get(Message& out, bool block, semlock::Deadline deadline) {
       uint32_t rec[2];
       copy_out(data_, cap, h_->head, reinterpret_cast<char*>(rec), 8);
       if (rec[1] == kInline) {
-        out.bytes.resize(rec[0]);
-        copy_out(data_, cap, h_->head + 8, out.bytes.data(), rec[0]);
+        out.bytes.reset(new char[rec[0] > 0 ? rec[0] : 1]);
+        out.bytes_size = rec[0];
+        copy_out(data_, cap, h_->head + 8, out.bytes.get(), rec[0]);
       } else {
         ref.resize(rec[0]);
         copy_out(data_, cap, h_->head + 8, ref.data(), rec[0]);

@@ -33,12 +33,13 @@ enum class Status { Ok, WouldBlock, TimedOut };
 // One message taken out of the ring: either bytes copied out, or the whole
 // segment of a big message (decoded in place, freed when dropped).
 struct Message {
-  std::string bytes;
+  std::unique_ptr<char[]> bytes;  // not zero-filled first: it is copied over at once
+  size_t bytes_size = 0;
   std::shared_ptr<shm::Segment> big;
   size_t big_size = 0;
 
-  const char* data() const { return big ? static_cast<const char*>(big->data()) : bytes.data(); }
-  size_t size() const { return big ? big_size : bytes.size(); }
+  const char* data() const { return big ? static_cast<const char*>(big->data()) : bytes.get(); }
+  size_t size() const { return big ? big_size : bytes_size; }
 };
 
 class Ring {
