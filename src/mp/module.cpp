@@ -13,8 +13,10 @@
 #include "mp/lua_util.h"
 #include "mp/manager_io.h"
 #include "mp/payload.h"
+#include "mp/pool.h"
 #include "mp/process.h"
 #include "mp/queue.h"
+#include "mp/shared_memory.h"
 #include "mp/sharedctypes.h"
 #include "mp/shm.h"
 #include "mp/synchronize.h"
@@ -70,8 +72,10 @@ void open_core(lua_State* L) {
   open_payload(L);
   connection::open_connection(L);
   open_manager_io(L);
+  open_pool(L);
   open_synchronize(L);
   open_sharedctypes(L);
+  open_shared_memory(L);
   lua_pushcfunction(L, core_metatable);
   lua_setfield(L, -2, "metatable");
   open_queue(L);

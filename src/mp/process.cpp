@@ -60,12 +60,12 @@ double opt_timeout(lua_State* L, int idx) {
 // child asks the kernel for SIGKILL when its parent dies.
 int process_fork(lua_State* L) {
   bool die_with_parent = lua_toboolean(L, 1);
-  // Every process of the program shares one segment tracker (shm.h): start
-  // it before the first fork so the child inherits it.
-  run_guarded(L, [] {
+  // Children must inherit the shared-memory tracker's socket (shm.h).
+  try {
     shm::ensure_tracker();
-    return 0;
-  });
+  } catch (Failure&) {
+    // No tracker: segments are still freed by their last holder.
+  }
   std::fflush(nullptr);
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) {
@@ -199,7 +199,7 @@ int process_close_fd(lua_State* L) {
 int process_exit(lua_State* L) {
   int code = static_cast<int>(luaL_optinteger(L, 1, 0));
   std::fflush(nullptr);
-  luamp::shm::release_all();
+  shm::release_all();  // this process's holds on shared segments
   _exit(code);
 }
 
@@ -315,19 +315,19 @@ int process_spawn_exec(lua_State* L) {
     // Fail in the caller, as Python does, rather than in a child that
     // cannot exec (which could only report exit code 127).
     if (access(exe, X_OK) != 0) throw Failure::os(std::string("spawn: cannot execute '") + exe + "'", errno, exe);
-    // The child joins this program's segment tracker (shm.h): its fd stays
-    // open across exec and LUAMP_TRACKER_FD names it.
-    shm::ensure_tracker();
-    keep.push_back(shm::tracker_fd());
-    std::string tracker_var = std::string(shm::kTrackerEnv) + "=" + shm::tracker_env_value();
-    std::vector<char*> envp;
-    const size_t prefix = std::strlen(shm::kTrackerEnv) + 1;
-    for (char** e = environ; *e != nullptr; ++e) {
-      if (std::strncmp(*e, tracker_var.c_str(), prefix) != 0) envp.push_back(*e);
-    }
-    envp.push_back(tracker_var.data());
-    envp.push_back(nullptr);
     int own = own_sentinel(L);
+    // The child keeps the shared-memory tracker's socket across exec and
+    // finds it through LUAMP_TRACKER_FD (shm.h); the exec'd child does not
+    // hold the parent's segments, so the fork does not count it.
+    try {
+      shm::ensure_tracker();
+    } catch (Failure&) {
+    }
+    if (shm::tracker_fd() >= 0) {
+      keep.push_back(shm::tracker_fd());
+      setenv(shm::kTrackerEnv, shm::tracker_env_value().c_str(), 1);
+    }
+    shm::ForkWithoutHolds no_holds;
     std::fflush(nullptr);
     pid_t parent = getpid();
     pid_t pid = fork();
@@ -343,10 +343,7 @@ int process_spawn_exec(lua_State* L) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent) _exit(1);
       }
-      // The fork hook counted this child as a holder of every segment; exec
-      // drops the mappings, so give the holds back first.
-      shm::release_all();
-      execve(exe, argv.data(), envp.data());
+      execve(exe, argv.data(), environ);
       const char msg[] = "luamp: spawn: cannot exec the luamp executable\n";
       ssize_t ignored = write(2, msg, sizeof msg - 1);
       (void)ignored;

@@ -633,11 +633,13 @@ int core_raw_array(lua_State* L) { return new_array(L, true); }
 // RLock when none is given).
 int core_synchronized(lua_State* L) {
   View* v = check_view(L, 1);
-  if (!lua_isnoneornil(L, 2)) luaL_argexpected(L, test_semlock(L, 2) != nullptr, 2, "lock");
+  bool given = !lua_isnoneornil(L, 2);
+  if (given) luaL_argexpected(L, test_semlock(L, 2) != nullptr, 2, "lock");
+  lua_settop(L, 2);
   View* r = new_view(L, v->is_array ? kArray : kValue);
   *r = *v;
   int ridx = lua_gettop(L);
-  if (!lua_isnoneornil(L, 2)) {
+  if (given) {
     lua_pushvalue(L, 2);
     lua_setiuservalue(L, ridx, 1);
     return 1;

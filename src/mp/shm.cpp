@@ -50,7 +50,7 @@ struct Table {
   std::mutex mu;
   std::unordered_map<std::string, std::weak_ptr<Segment>> live;
   bool released = false;         // release_all() ran: holds are gone
-  bool forking_tracker = false;  // the fork hook must not count the tracker
+  bool forking_tracker = false;  // the fork hook must not count this child (tracker, exec)
   bool fork_locked = false;      // before_fork took `mu`
   int tracker_fd = -1;
   uint64_t counter = 0;
@@ -73,7 +73,7 @@ void tell_tracker(char op, const std::string& name) {
   errno = saved;
 }
 
-void unlink_name(const std::string& name) {
+void quiet_unlink(const std::string& name) {
   std::string path = "/" + name;
   int saved = errno;
   ::shm_unlink(path.c_str());
@@ -85,7 +85,7 @@ void unlink_name(const std::string& name) {
 void drop_hold(void* base, const std::string& name) {
   auto* h = static_cast<Header*>(base);
   if (h->holders.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    unlink_name(name);
+    quiet_unlink(name);
     tell_tracker('U', name);
   }
 }
@@ -165,7 +165,7 @@ int open_new(Table& t, std::string* name, bool generated) {
     int fd = ::shm_open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd >= 0) return fd;
     if (errno == EEXIST && generated && attempt < 16) continue;
-    throw Failure::os("SharedMemory", errno, *name);
+    throw Failure::os("SharedMemory '/" + *name + "'", errno, *name);
   }
 }
 
@@ -206,11 +206,11 @@ std::string strip_slash(const std::string& name) {
       default: break;
     }
   }
-  for (const auto& name : counted) unlink_name(name);
+  for (const auto& name : counted) quiet_unlink(name);
   if (!named.empty()) {
     std::string list;
     for (const auto& name : named) {
-      unlink_name(name);
+      quiet_unlink(name);
       if (!list.empty()) list += ", ";
       list += "'/" + name + "'";
     }
@@ -312,7 +312,7 @@ std::shared_ptr<Segment> Segment::create(size_t size) {
     if (::ftruncate(fd.get(), static_cast<off_t>(map_size)) != 0) throw Failure::os("ftruncate", errno, name);
     seg = Impl::map(fd.get(), name, map_size, Kind::Counted);
   } catch (...) {
-    unlink_name(name);
+    quiet_unlink(name);
     tell_tracker('U', name);
     throw;
   }
@@ -340,7 +340,7 @@ std::shared_ptr<Segment> Segment::create_named(const std::string& requested, siz
     if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) throw Failure::os("ftruncate", errno, name);
     seg = Impl::map(fd.get(), name, size, Kind::Named);
   } catch (...) {
-    unlink_name(name);
+    quiet_unlink(name);
     tell_tracker('U', name);
     throw;
   }
@@ -359,7 +359,7 @@ std::shared_ptr<Segment> Segment::attach_named(const std::string& requested) {
   }
   std::string path = "/" + name;
   UniqueFd fd(::shm_open(path.c_str(), O_RDWR | O_CLOEXEC, 0600));
-  if (!fd) throw Failure::os("SharedMemory", errno, name);
+  if (!fd) throw Failure::os("SharedMemory '/" + name + "'", errno, name);
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) throw Failure::os("fstat", errno, name);
   if (st.st_size <= 0) throw Failure::plain("SharedMemory: block '" + name + "' is empty");
@@ -425,6 +425,14 @@ void Segment::unlink() {
   std::string path = "/" + name_;
   if (::shm_unlink(path.c_str()) != 0) throw Failure::os("unlink", errno, name_);
   tell_tracker('U', name_);
+}
+
+void Segment::unlink_name(const std::string& requested) {
+  std::string name = strip_slash(requested);
+  check_name(name);
+  std::string path = "/" + name;
+  if (::shm_unlink(path.c_str()) != 0) throw Failure::os("unlink", errno, name);
+  tell_tracker('U', name);
 }
 
 // ---- references in messages ---------------------------------------------------
@@ -509,6 +517,9 @@ void ensure_tracker() {
 }
 
 int tracker_fd() { return table().tracker_fd; }
+
+ForkWithoutHolds::ForkWithoutHolds() { table().forking_tracker = true; }
+ForkWithoutHolds::~ForkWithoutHolds() { table().forking_tracker = false; }
 
 std::string tracker_env_value() {
   int fd = tracker_fd();

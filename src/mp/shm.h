@@ -70,6 +70,9 @@ class Segment {
   // Named: removes the name (shm_unlink) and tells the tracker.  The mapping
   // stays valid.  Throws mp.OSError (errno 2 if already unlinked).
   void unlink();
+  // Removes a named block by name (SharedMemory:unlink() after close()).
+  // Throws mp.OSError (errno 2 if there is no such name).
+  static void unlink_name(const std::string& name);
 
   struct Impl;  // private to shm.cpp
 
@@ -97,6 +100,17 @@ std::shared_ptr<Segment> decode_ref(const char** p, const char* end, uint64_t* o
 // unlink at 0).  Call in a child just before _exit; runs at exit() by itself.
 // Afterwards the process must not use shared objects any more.
 void release_all();
+
+// While one of these lives, fork() does not count the child as a holder:
+// for a fork that is followed by exec (spawn), where the child's inherited
+// mappings vanish without a release.
+class ForkWithoutHolds {
+ public:
+  ForkWithoutHolds();
+  ~ForkWithoutHolds();
+  ForkWithoutHolds(const ForkWithoutHolds&) = delete;
+  ForkWithoutHolds& operator=(const ForkWithoutHolds&) = delete;
+};
 
 // Starts the tracker if this program has none yet (no-op when it runs).
 // Process:start calls this before forking or spawning, so that every child
