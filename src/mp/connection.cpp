@@ -35,6 +35,7 @@
 #include "mp/codec.h"
 #include "mp/interrupt.h"
 #include "mp/lua_util.h"
+#include "mp/shared_memory.h"
 #include "mp/sharedctypes.h"
 #include "mp/system.h"
 #include "mp/unique.h"
@@ -1342,6 +1343,12 @@ void array_bytes(lua_State* L, int idx, buffer::ByteSpan* out) {
     throw Failure::plain("a byte buffer must be an Array of typecode 'c', 'b' or 'B' (and open)");
 }
 
+// A SharedMemory's `buf` lends its bytes (shared_memory.h).
+void shared_memory_bytes(lua_State* L, int idx, buffer::ByteSpan* out) {
+  if (!shared_memory_span(L, idx, &out->data, &out->size))
+    throw Failure::plain("the SharedMemory of this buf is closed");
+}
+
 const codec::NativeType kConnectionNative{kConnectionType, connection_reduce, connection_rebuild};
 const codec::NativeType kListenerNative{kListenerType, listener_reduce, listener_rebuild};
 
@@ -1382,6 +1389,7 @@ void open_connection(lua_State* L) {
   codec::register_native_type(L, &kConnectionNative);
   codec::register_native_type(L, &kListenerNative);
   buffer::register_type(L, "mp.Array", array_bytes);
+  buffer::register_type(L, "mp.SharedMemoryBuffer", shared_memory_bytes);
   static const luaL_Reg funcs[] = {{"Pipe", mp_pipe},
                                    {"Listener", mp_listener},
                                    {"Client", mp_client},

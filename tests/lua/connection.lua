@@ -118,7 +118,7 @@ end
 
 -- recv_bytes_into / send_bytes with an Array of typecode c, b or B.
 do
-  local Array = mp.Array or require("multiprocessing.core").Array
+  local Array = mp.Array
   local a, b = mp.Pipe()
   local arr = Array("c", 40)
   a:send_bytes(string.pack("<i4i4i4i4i4", 0, 1, 2, 3, 4))
@@ -135,6 +135,20 @@ do
   fails("offset out of range", b.recv_bytes_into, b, ub, 12)
   b:send_bytes(ub, 2, 3)
   assert(a:recv_bytes() == "\1\2\3")
+  a:close(); b:close()
+end
+
+-- recv_bytes_into / send_bytes with a SharedMemory buf.
+do
+  local a, b = mp.Pipe()
+  local shm = mp.shared_memory.SharedMemory{create = true, size = 16}
+  a:send_bytes("shared bytes")
+  assert(b:recv_bytes_into(shm.buf, 3) == 12)
+  assert(shm.buf:read(3, 14) == "shared bytes")
+  b:send_bytes(shm.buf, 3, 6)
+  assert(a:recv_bytes() == "shared")
+  shm:close()
+  shm:unlink()
   a:close(); b:close()
 end
 
