@@ -469,25 +469,25 @@ int connection_recv_bytes(lua_State* L) {
   Conn* c = check_readable(L, 1);
   lua_Integer maxlength = luaL_optinteger(L, 2, -1);
   luaL_argcheck(L, lua_isnoneornil(L, 2) || maxlength >= 0, 2, "negative maxlength");
-  luaL_Buffer b;
   size_t size = 0;
-  bool too_long = false;
-  int rc = run_guarded(L, [&] {
-    FdList fds;
+  run_guarded(L, [&] {
+    FdList fds;  // none are expected with bytes: closed
     if (!read_header(c->fd, c->is_socket, &size, &fds.fds, -1)) throw Failure::of("EOFError", "");
-    if (maxlength >= 0 && size > static_cast<size_t>(maxlength)) {
-      too_long = true;
-      return 0;
-    }
-    char* p = luaL_buffinitsize(L, &b, size);
-    read_exact(c->fd, c->is_socket, p, size, &fds.fds, -1, false);
-    return 1;
+    return 0;
   });
-  if (too_long) {
+  if (maxlength >= 0 && size > static_cast<size_t>(maxlength)) {
     conn_close_fd(c);
     return raise_error(L, "OSError", "bad message length");
   }
-  (void)rc;
+  // The Lua buffer is made with no C++ object alive: it may raise "not
+  // enough memory" for an absurd length.
+  luaL_Buffer b;
+  char* p = luaL_buffinitsize(L, &b, size);
+  run_guarded(L, [&] {
+    FdList fds;
+    read_exact(c->fd, c->is_socket, p, size, &fds.fds, -1, false);
+    return 0;
+  });
   luaL_pushresultsize(&b, size);
   return 1;
 }
@@ -509,33 +509,34 @@ int connection_recv_bytes_into(lua_State* L) {
                 "offset out of range");
   lua_settop(L, 3);
   size_t size = 0;
-  bool too_short = false;
+  size_t room = span.size - static_cast<size_t>(offset - 1);
   run_guarded(L, [&] {
     FdList fds;
     if (!read_header(c->fd, c->is_socket, &size, &fds.fds, -1)) throw Failure::of("EOFError", "");
-    size_t room = span.size - static_cast<size_t>(offset - 1);
-    if (size <= room) {
-      read_exact(c->fd, c->is_socket, span.data + (offset - 1), size, &fds.fds, -1, false);
-      return 0;
-    }
-    too_short = true;
-    luaL_Buffer b;  // the whole message, for err.data
-    char* p = luaL_buffinitsize(L, &b, size);
-    read_exact(c->fd, c->is_socket, p, size, &fds.fds, -1, false);
-    luaL_pushresultsize(&b, size);
+    if (size <= room) read_exact(c->fd, c->is_socket, span.data + (offset - 1), size, &fds.fds, -1, false);
     return 0;
   });
-  if (too_short) {  // stack: ..., data
-    push_error_class(L, "BufferTooShort");
-    lua_pushliteral(L, "message too long for the buffer");
-    lua_createtable(L, 0, 1);
-    lua_pushvalue(L, -4);
-    lua_setfield(L, -2, "data");
-    lua_call(L, 2, 1);
-    return lua_error(L);
+  if (size <= room) {
+    lua_pushinteger(L, static_cast<lua_Integer>(size));
+    return 1;
   }
-  lua_pushinteger(L, static_cast<lua_Integer>(size));
-  return 1;
+  // Too short: the whole message goes to err.data (read into a Lua buffer
+  // made with no C++ object alive).
+  luaL_Buffer b;
+  char* p = luaL_buffinitsize(L, &b, size);
+  run_guarded(L, [&] {
+    FdList fds;
+    read_exact(c->fd, c->is_socket, p, size, &fds.fds, -1, false);
+    return 0;
+  });
+  luaL_pushresultsize(&b, size);  // stack: ..., data
+  push_error_class(L, "BufferTooShort");
+  lua_pushliteral(L, "message too long for the buffer");
+  lua_createtable(L, 0, 1);
+  lua_pushvalue(L, -4);
+  lua_setfield(L, -2, "data");
+  lua_call(L, 2, 1);
+  return lua_error(L);
 }
 
 // Timeout argument: none -> `absent` seconds; nil -> forever (-1); a number
