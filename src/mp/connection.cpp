@@ -355,12 +355,13 @@ struct Conn {
   int fd;
   bool readable;
   bool writable;
-  bool is_socket;
+  bool is_socket;    // send/recvmsg with MSG_NOSIGNAL; else read/write
+  bool carries_fds;  // an AF_UNIX socket: fd objects may ride along
 };
 
 Conn* new_conn(lua_State* L) {
   auto* c = static_cast<Conn*>(lua_newuserdatauv(L, sizeof(Conn), 0));
-  *c = Conn{-1, false, false, false};
+  *c = Conn{-1, false, false, false, false};
   luaL_setmetatable(L, kConnectionType);
   return c;
 }
@@ -401,7 +402,7 @@ int connection_send(lua_State* L) {
   return run_guarded(L, [&] {
     std::vector<int> fds;  // borrowed from the objects being sent
     codec::EncodeContext ctx;
-    ctx.fds = c->is_socket ? &fds : nullptr;
+    ctx.fds = c->carries_fds ? &fds : nullptr;
     std::string out;
     codec::encode(L, 2, out, ctx);
     send_frame(c->fd, c->is_socket, out.data(), out.size(), &fds);
@@ -627,12 +628,12 @@ int mp_pipe(lua_State* L) {
     int fds[2];
     if (duplex) {
       if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) throw Failure::os("socketpair", errno);
-      *a = Conn{fds[0], true, true, true};
-      *b = Conn{fds[1], true, true, true};
+      *a = Conn{fds[0], true, true, true, true};
+      *b = Conn{fds[1], true, true, true, true};
     } else {
       if (::pipe2(fds, O_CLOEXEC) != 0) throw Failure::os("pipe", errno);
-      *a = Conn{fds[0], true, false, false};
-      *b = Conn{fds[1], false, true, false};
+      *a = Conn{fds[0], true, false, false, false};
+      *b = Conn{fds[1], false, true, false, false};
     }
     return 2;
   });
@@ -642,7 +643,7 @@ int mp_pipe(lua_State* L) {
 
 void push_connection(lua_State* L, int fd, bool readable, bool writable, bool is_socket) {
   Conn* c = new_conn(L);
-  *c = Conn{fd, readable, writable, is_socket};
+  *c = Conn{fd, readable, writable, is_socket, is_socket};
 }
 
 int connection_fd(lua_State* L, int idx) {
@@ -1021,7 +1022,7 @@ int listener_accept(lua_State* L) {
         throw;
       }
     }
-    *c = Conn{fd.release(), true, true, true};
+    *c = Conn{fd.release(), true, true, true, l->family == AF_UNIX};
     return 1;
   });
 }
@@ -1147,7 +1148,7 @@ int mp_client(lua_State* L) {
       answer_challenge(sock.get(), key, -1);
       deliver_challenge(sock.get(), key, -1);
     }
-    *c = Conn{sock.release(), true, true, true};
+    *c = Conn{sock.release(), true, true, true, family == AF_UNIX};
     return 1;
   });
 }
@@ -1248,7 +1249,8 @@ void connection_reduce(lua_State* L, int idx, std::string& out, codec::EncodeCon
   require_fds(ctx, "Connection");
   put_u32(out, static_cast<uint32_t>(ctx.fds->size()));
   ctx.fds->push_back(c->fd);
-  out.push_back(static_cast<char>((c->readable ? 1 : 0) | (c->writable ? 2 : 0) | (c->is_socket ? 4 : 0)));
+  out.push_back(static_cast<char>((c->readable ? 1 : 0) | (c->writable ? 2 : 0) | (c->is_socket ? 4 : 0) |
+                                  (c->carries_fds ? 8 : 0)));
 }
 
 int take_fd(const char* data, size_t len, codec::DecodeContext& ctx, const char* what) {
@@ -1266,7 +1268,7 @@ void connection_rebuild(lua_State* L, const char* data, size_t len, codec::Decod
   Conn* c = new_conn(L);
   int fd = take_fd(data, len, ctx, "Connection");
   unsigned flags = static_cast<unsigned char>(data[4]);
-  *c = Conn{fd, (flags & 1) != 0, (flags & 2) != 0, (flags & 4) != 0};
+  *c = Conn{fd, (flags & 1) != 0, (flags & 2) != 0, (flags & 4) != 0, (flags & 8) != 0};
 }
 
 // Listener: fd index, family, handshake timeout (ms), address, authkey.
