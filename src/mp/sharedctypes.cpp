@@ -495,11 +495,9 @@ int structref_tostring(lua_State* L) {
 // for a Struct) or raises with luaL_argerror wording.
 char check_typecode(lua_State* L, int idx) {
   if (lua_istable(L, idx)) return kStructCode;
+  if (lua_type(L, idx) != LUA_TSTRING) luaL_argexpected(L, false, idx, "typecode string or mp.Struct");
   size_t len = 0;
   const char* s = lua_tolstring(L, idx, &len);
-  if (!s || lua_type(L, idx) != LUA_TSTRING) {
-    luaL_argexpected(L, false, idx, "typecode string or mp.Struct");
-  }
   if (len != 1 || typecode_size(s[0]) == 0) {
     lua_pushfstring(L, "bad typecode '%s' (expected one of %s, or an mp.Struct)", s, kTypecodes);
     luaL_argerror(L, idx, lua_tostring(L, -1));

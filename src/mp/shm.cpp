@@ -339,6 +339,8 @@ std::shared_ptr<Segment> Segment::create_named(const std::string& requested, siz
   try {
     if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) throw Failure::os("ftruncate", errno, name);
     seg = Impl::map(fd.get(), name, size, Kind::Named);
+    struct stat st;
+    if (::fstat(fd.get(), &st) == 0) seg->ino_ = static_cast<uint64_t>(st.st_ino);
   } catch (...) {
     quiet_unlink(name);
     tell_tracker('U', name);
@@ -353,17 +355,20 @@ std::shared_ptr<Segment> Segment::attach_named(const std::string& requested) {
   std::string name = strip_slash(requested);
   check_name(name);
   std::lock_guard<std::mutex> lock(t.mu);
-  auto it = t.live.find(name);
-  if (it != t.live.end()) {
-    if (auto seg = it->second.lock()) return seg;
-  }
+  // Always open by name: an unlinked block must not be found again.
   std::string path = "/" + name;
   UniqueFd fd(::shm_open(path.c_str(), O_RDWR | O_CLOEXEC, 0600));
   if (!fd) throw Failure::os("SharedMemory '/" + name + "'", errno, name);
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) throw Failure::os("fstat", errno, name);
+  auto it = t.live.find(name);
+  if (it != t.live.end()) {
+    auto seg = it->second.lock();
+    if (seg && seg->kind_ == Kind::Named && seg->ino_ == static_cast<uint64_t>(st.st_ino)) return seg;
+  }
   if (st.st_size <= 0) throw Failure::plain("SharedMemory: block '" + name + "' is empty");
   auto seg = Impl::map(fd.get(), name, static_cast<size_t>(st.st_size), Kind::Named);
+  seg->ino_ = static_cast<uint64_t>(st.st_ino);
   t.live[name] = seg;
   return seg;
 }

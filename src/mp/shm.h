@@ -42,7 +42,8 @@ class Segment {
   // Throws mp.OSError (errno 17 when the name exists).
   static std::shared_ptr<Segment> create_named(const std::string& name, size_t size);
 
-  // Attaches a named block by name (reusing this process's mapping if any).
+  // Attaches a named block by name (reusing this process's mapping if it
+  // is still the same file).
   // Throws mp.OSError (errno 2 when there is no such name).
   static std::shared_ptr<Segment> attach_named(const std::string& name);
 
@@ -84,6 +85,7 @@ class Segment {
   void* data_ = nullptr;  // start of the usable bytes
   size_t size_ = 0;
   Kind kind_ = Kind::Counted;
+  uint64_t ino_ = 0;  // Named: the file, to tell a re-created name apart
 };
 
 // Encodes a reference to `offset` inside `seg` for a message: kind, name and
