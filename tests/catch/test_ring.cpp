@@ -200,3 +200,27 @@ TEST_CASE("a producer killed while writing leaves no half message", "[ring][fork
   REQUIRE(r.put("next", 4, true, semlock::Deadline::after(5)) == ring::Status::Ok);
   CHECK(get_string(r) == "next");
 }
+
+TEST_CASE("a producer waiting for room does not hold the ring's lock", "[ring][fork]") {
+  ring::Ring r = ring::Ring::create(4096);
+  std::string chunk(1000, 'f');
+  int filled = 0;
+  while (r.put(chunk.data(), chunk.size(), false, semlock::Deadline::never()) == ring::Status::Ok) ++filled;
+  REQUIRE(filled >= 3);
+  pid_t pid = fork();
+  if (pid == 0) {
+    std::string last(1000, 'L');
+    child_exit(r.put(last.data(), last.size(), true, semlock::Deadline::after(10)) == ring::Status::Ok ? 0 : 1);
+  }
+  usleep(100000);  // the child is now waiting for room
+  int64_t t0 = semlock::monotonic_ns();
+  ring::Message m;
+  REQUIRE(r.get(m, true, semlock::Deadline::after(2)) == ring::Status::Ok);
+  CHECK(semlock::monotonic_ns() - t0 < 500000000);  // not blocked behind the waiter
+  for (int i = 1; i < filled; ++i) REQUIRE(r.get(m, true, semlock::Deadline::after(2)) == ring::Status::Ok);
+  REQUIRE(r.get(m, true, semlock::Deadline::after(5)) == ring::Status::Ok);
+  CHECK(std::string(m.data(), m.size()) == std::string(1000, 'L'));
+  int status = reap(pid);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
