@@ -162,4 +162,9 @@ do
   mp.managers.SharedMemoryManager = shared_memory.SharedMemoryManager
 end
 
+-- Queues (API.md "Queues")
+mp.Queue = core.Queue
+mp.SimpleQueue = core.SimpleQueue
+mp.JoinableQueue = core.JoinableQueue
+
 return mp
