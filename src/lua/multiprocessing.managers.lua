@@ -204,6 +204,32 @@ local function class_desc(cls)
   return {name = name, base = c and class_names[c] or "BaseProxy", fields = fields}
 end
 
+-- Proxy classes themselves cross too (a target that names one as an
+-- upvalue): every class below BaseProxy has this registered metatable.
+local ProxyClassMeta = {__name = "ProxyClass"}
+function ProxyClassMeta.__index(cls, k)
+  local p = rawget(cls, "__parent")
+  if p then return p[k] end
+end
+function ProxyClassMeta.__call(cls, ...) return cls:new(...) end
+
+-- BaseProxy:extend([name]): a proxy class (see docs/api/managers.md).
+local function proxy_extend(self, name)
+  local cls = {}
+  for k, v in pairs(self) do  -- metamethods are read raw: copy them down
+    if type(k) == "string" and k:sub(1, 2) == "__" and k ~= "__index" and k ~= "__name" and k ~= "__parent" then
+      cls[k] = v
+    end
+  end
+  cls.__index = cls
+  cls.__name = name or ((rawget(self, "__name") or "BaseProxy") .. "Subclass")
+  cls.__parent = self
+  cls.extend = proxy_extend
+  return setmetatable(cls, ProxyClassMeta)
+end
+BaseProxy.extend = proxy_extend
+setmetatable(BaseProxy, ProxyClassMeta)
+
 local function class_from_desc(desc)
   if type(desc) == "string" then return builtin_classes[desc] or BaseProxy end
   local cls = classes_by_name[desc.name]
@@ -214,6 +240,10 @@ local function class_from_desc(desc)
   classes_by_name[desc.name] = cls
   return cls
 end
+
+function ProxyClassMeta.__reduce(cls) return {class_desc(cls)} end
+function ProxyClassMeta.__rebuild(t) return class_from_desc(t[1]) end
+core.register_class("multiprocessing.managers.ProxyClass", ProxyClassMeta)
 
 function Proxy.__index(self, k)
   local cls = rawget(self, "_class")
@@ -950,6 +980,19 @@ local BaseManager = class.new("BaseManager")
 M.BaseManager = BaseManager
 BaseManager._registry = {}
 
+-- Manager classes cross processes (a spawned target that names one as an
+-- upvalue): they share this registered metatable, whose __reduce sends the
+-- class's name, base, own fields and registrations.
+local ManagerClassMeta = {__name = "ManagerClass"}
+function ManagerClassMeta.__index(cls, k)
+  local p = rawget(cls, "__parent")
+  if p then return p[k] end
+end
+function ManagerClassMeta.__call(cls, ...) return cls:new(...) end
+local builtin_managers = {}   -- name -> class (BaseManager, SyncManager)
+setmetatable(BaseManager, ManagerClassMeta)
+builtin_managers.BaseManager = BaseManager
+
 -- register(typeid [, callable [, {exposed=, method_to_typeid=, proxytype=,
 -- create_method=}]]) on a manager class.
 local function register_into(cls, typeid, callable, opts)
@@ -973,36 +1016,71 @@ local function register_into(cls, typeid, callable, opts)
   local exposed = opts.exposed
   if exposed == nil and proxytype ~= nil then exposed = rawget(proxytype, "_exposed_") end
   cls._registry[typeid] = {callable = callable, exposed = exposed, method_to_typeid = opts.method_to_typeid,
-                           proxytype = proxytype}
+                           proxytype = proxytype, create_method = opts.create_method}
   if opts.create_method ~= false then
     rawset(cls, typeid, function(self, ...) return self:_create(typeid, ...) end)
   end
 end
 
-local function make_manager_class(parent, name)
-  local cls = class.new(name)
-  for k, v in pairs(parent) do
+local function manager_extend(self, name)
+  local cls = {}
+  for k, v in pairs(self) do
     if type(k) == "string" and k:sub(1, 2) == "__" and k ~= "__index" and k ~= "__name" and k ~= "__parent" then
       cls[k] = v
     end
   end
-  cls.__parent = parent
-  cls.new = nil
-  cls._registry = nil
-  setmetatable(cls, {__index = parent, __call = function(c, ...) return c:new(...) end})
+  cls.__index = cls
+  cls.__name = name or ((rawget(self, "__name") or "BaseManager") .. "Subclass")
+  cls.__parent = self
+  cls.extend = manager_extend
+  -- register is called with a dot (M.register(...)), so it is a closure
+  -- that knows its class.
   cls.register = function(a, ...)
     if a == cls then return register_into(cls, ...) end
     return register_into(cls, a, ...)
   end
-  cls.extend = function(self, n) return make_manager_class(self, n or (rawget(self, "__name") .. "Subclass")) end
-  return cls
+  return setmetatable(cls, ManagerClassMeta)
 end
 
 BaseManager.register = function(a, ...)
   if a == BaseManager then return register_into(BaseManager, ...) end
   return register_into(BaseManager, a, ...)
 end
-BaseManager.extend = function(self, n) return make_manager_class(self, n or (rawget(self, "__name") .. "Subclass")) end
+BaseManager.extend = manager_extend
+
+local class_internal = {__index = true, __name = true, __parent = true, extend = true, register = true,
+                        _registry = true}
+
+function ManagerClassMeta.__reduce(cls)
+  local name = rawget(cls, "__name")
+  if builtin_managers[name] == cls then return {builtin = name} end
+  local own = rawget(cls, "_registry") or {}
+  local fields, registry = {}, {}
+  for k, v in pairs(cls) do
+    if not class_internal[k] and own[k] == nil then fields[k] = v end
+  end
+  for typeid, spec in pairs(own) do
+    if not spec.builtin then
+      registry[typeid] = {callable = spec.callable, exposed = spec.exposed,
+                          method_to_typeid = spec.method_to_typeid, create_method = spec.create_method,
+                          proxytype = spec.proxytype and class_desc(spec.proxytype)}
+    end
+  end
+  return {name = name, parent = rawget(cls, "__parent"), fields = fields, registry = registry}
+end
+
+function ManagerClassMeta.__rebuild(t)
+  if t.builtin then return builtin_managers[t.builtin] end
+  local cls = manager_extend(t.parent, t.name)
+  for k, v in pairs(t.fields) do rawset(cls, k, v) end
+  for typeid, spec in pairs(t.registry) do
+    register_into(cls, typeid, spec.callable, {
+      exposed = spec.exposed, method_to_typeid = spec.method_to_typeid, create_method = spec.create_method,
+      proxytype = spec.proxytype and class_from_desc(spec.proxytype)})
+  end
+  return cls
+end
+core.register_class("multiprocessing.managers.ManagerClass", ManagerClassMeta)
 
 -- M{address=, authkey=} (or M(address, authkey)): a manager not started.
 function BaseManager:new(opts, authkey)
@@ -1169,6 +1247,7 @@ end
 
 local SyncManager = BaseManager:extend("SyncManager")
 M.SyncManager = SyncManager
+builtin_managers.SyncManager = SyncManager
 for _, typeid in ipairs(types.builtin_order) do
   SyncManager.register(typeid, nil, {})
   SyncManager._registry[typeid].builtin = typeid

@@ -71,6 +71,19 @@ do
   check(got[1] == 20 and got[2] == 10 and got[3] == 3, repr(got))
   check(maths:add(0, 0) == 0)
 
+  -- The manager class itself travels (an upvalue of a spawned target).
+  local address, key = m.address, m.authkey
+  local via_class = mp.Process{target = function(wr)
+    local c = MyManager{address = address, authkey = key}
+    c:connect()
+    local px = c:Proxied()
+    wr:send({px:double(4), tostring(px):find("MathsProxy", 1, true) ~= nil, MyManager.Counter == nil})
+  end, args = {wr}}
+  via_class:start()
+  got = rd:recv()
+  via_class:join(10)
+  check(got[1] == 8 and got[2] and got[3], repr(got))
+
   -- The initializer ran in the server.
   MyManager.register("probe", function() return {tag = _G.INIT_TAG, get = function(s) return s.tag end} end)
 end
