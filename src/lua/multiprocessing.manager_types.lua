@@ -497,7 +497,7 @@ end
 function Lock:locked() return self.count > 0 end
 local function owner_text(self)
   if self.count == 0 then return "None" end
-  return tostring(self.owner.pid or self.owner.name or "?")
+  return tostring(self.owner.name or self.owner.pid or "?")
 end
 function Lock:__repr__()
   if self.recursive then

@@ -117,6 +117,9 @@ local function request(e, req)
   local seq = e.seq + 1
   e.seq = seq
   req.s = seq
+  if seq == 1 then  -- the first request names the process (a lock's owner in tostring)
+    req.who = {getpid(), process.current_process().name}
+  end
   if #e.adopt > 0 then req.adopt = e.adopt end
   if #e.inc > 0 then req.inc = e.inc end
   if #e.dec > 0 then req.dec = e.dec end
@@ -839,6 +842,9 @@ function Server:_handle(client, req)
   if type(req.adopt) == "table" then for _, id in ipairs(req.adopt) do self:_adopt(client, id) end end
   if type(req.inc) == "table" then for _, id in ipairs(req.inc) do self:_incref(client, id) end end
   if type(req.dec) == "table" then for _, id in ipairs(req.dec) do self:_decref(client, id) end end
+  if type(req.who) == "table" then
+    client.pid, client.name = req.who[1], tostring(req.who[2])
+  end
   local op, seq = req[1], req.s
   if op == "call" or op == "create" then
     local job = {client = client, seq = seq, co = coroutine.create(op == "call" and call_body or create_body)}
