@@ -37,8 +37,7 @@ constexpr const char* kCNamesKey = "luamp.codec.cnames";
 constexpr const char* kCFuncsKey = "luamp.codec.cfuncs";
 
 constexpr uint8_t kVersion = 1;
-// Deepest nesting of tables/functions/objects, checked on both sides.
-constexpr int kMaxDepth = 1000;
+constexpr int kMaxDepth = kMaxNesting;
 // Strings up to this length are interned by Lua (LUAI_MAXSHORTLEN), so one
 // pointer means one content: table keys that short are sent once per message.
 constexpr size_t kMemoStringMax = 40;
@@ -57,7 +56,7 @@ enum Tag : uint8_t {
   T_FLOAT = 0x07,
   T_STR = 0x08,      // varint length, bytes: a string longer than 40 bytes, numbered
   T_KEYSTR = 0x09,   // u8 length, bytes: a table key or name, numbered
-  T_STRREF = 0x0A,   // varint number of an earlier T_KEYSTR (flagged)
+  T_STRREF = 0x0A,   // varint number of an earlier T_STR or T_KEYSTR
   T_TABLE = 0x0B,    // varint narr, u32 nhash, narr values, nhash key/value pairs
   T_CLASS = 0x0C,    // class name (a string), then a table body
   T_REDUCE = 0x0D,   // class name, then the value __reduce returned
@@ -69,7 +68,7 @@ enum Tag : uint8_t {
   T_CFUNC = 0x13,    // path ("math.sqrt")
   T_NATIVE = 0x14,   // type name, varint length, the type's own description
   T_UPREF = 0x15,    // in an upvalue list: varint function index, u8 upvalue number
-  T_SHORTSTR = 0x40, // 0x40 | length, for strings of 0..63 bytes
+  T_SHORTSTR = 0x40, // 0x40 | length: a string of 0..40 bytes (the decoder takes up to 63)
 };
 // Set on the tag of an object or key string that a later T_REF, T_UPREF or
 // T_STRREF names, so the receiver keeps only those in its memo.
@@ -684,14 +683,15 @@ class Encoder {
         const void* id = lua_upvalueid(L_, idx, i);
         int64_t shared = upvalues_.find(id);
         if (shared >= 0) {
-          uint32_t owner = static_cast<uint32_t>(shared) >> 8;
-          s_[object_pos_[owner]] |= static_cast<char>(kMemoFlag);
+          const UpvalueOwner& owner = upvalue_owners_[static_cast<size_t>(shared)];
+          s_[object_pos_[owner.function]] |= static_cast<char>(kMemoFlag);
           put_byte(T_UPREF);
-          put_varint(owner);
-          put_byte(static_cast<uint8_t>(shared & 0xff));
+          put_varint(owner.function);
+          put_byte(owner.number);
           continue;
         }
-        upvalues_.put(id, (me << 8) | static_cast<uint32_t>(i));
+        upvalues_.put(id, static_cast<uint32_t>(upvalue_owners_.size()));
+        upvalue_owners_.push_back({me, static_cast<uint8_t>(i)});
         lua_getupvalue(L_, idx, i);
         value(lua_gettop(L_));
         lua_pop(L_, 1);
@@ -773,7 +773,13 @@ class Encoder {
   std::vector<size_t> object_pos_;  // where each object's tag is
   PtrMap strings_;
   std::vector<size_t> string_pos_;  // where each key string's tag is
-  PtrMap upvalues_;                 // upvalue id -> (function index << 8) | number
+  // The first function (and its upvalue number) each upvalue was sent with.
+  struct UpvalueOwner {
+    uint32_t function;
+    uint8_t number;
+  };
+  PtrMap upvalues_;  // upvalue id -> index in upvalue_owners_
+  std::vector<UpvalueOwner> upvalue_owners_;
   bool modules_loaded_ = false;
   std::vector<std::string> module_names_;
   std::string scratch_;
@@ -1031,7 +1037,7 @@ class Decoder {
         lua_Integer narr;
         uint32_t nhash;
         table_sizes(&narr, &nhash);
-        lua_createtable(L_, static_cast<int>(narr), static_cast<int>(nhash));
+        create_table(narr, nhash);
         set_slot(remember_slot(), -1);
         table_body(narr, nhash);
         leave();
@@ -1045,7 +1051,7 @@ class Decoder {
         lua_Integer narr;
         uint32_t nhash;
         table_sizes(&narr, &nhash);
-        lua_createtable(L_, static_cast<int>(narr), static_cast<int>(nhash));
+        create_table(narr, nhash);
         set_slot(remember_slot(), -1);
         table_body(narr, nhash);
         lua_insert(L_, -2);
@@ -1121,17 +1127,22 @@ class Decoder {
     *narr = static_cast<lua_Integer>(n);
     *nhash = h;
   }
+  // lua_createtable with the sizes as hints, the hash hint capped well below
+  // Lua's limit (a bigger table still grows as pairs arrive).
+  void create_table(lua_Integer narr, uint32_t nhash) {
+    lua_createtable(L_, static_cast<int>(narr), static_cast<int>(nhash < (1u << 26) ? nhash : (1u << 26)));
+  }
 
   // The table is on top of the stack.
   void table_body(lua_Integer narr, uint32_t nhash) {
     int t = lua_gettop(L_);
     for (lua_Integer i = 1; i <= narr; ++i) {
-      value();
-      if (lua_isnil(L_, -1)) {
-        lua_pop(L_, 1);
-      } else {
-        lua_rawseti(L_, t, i);
+      if (left() > 0 && *p_ == T_NIL) {  // a hole
+        ++p_;
+        continue;
       }
+      value();
+      lua_rawseti(L_, t, i);
     }
     for (uint32_t i = 0; i < nhash; ++i) {
       // Keys are mostly strings, which need no check.
@@ -1151,11 +1162,32 @@ class Decoder {
   }
 
   // Name on top; replaces it with the registered metatable.
+  // A class not registered here is looked for as pickle does: a name
+  // "pkg.mod.Class" makes the receiver require "pkg.mod" (then "pkg") once,
+  // so that a module that registers its classes when loaded (say, in a
+  // spawned child that never ran the main script) provides them.
   void push_class(int name_idx) {
     name_idx = lua_absindex(L_, name_idx);
     push_registry_table(L_, kClassesKey);
     lua_pushvalue(L_, name_idx);
-    if (lua_rawget(L_, -2) != LUA_TTABLE)
+    bool found = lua_rawget(L_, -2) == LUA_TTABLE;
+    if (!found) {
+      lua_pop(L_, 1);
+      size_t len;
+      const char* full = lua_tolstring(L_, name_idx, &len);
+      for (size_t cut = len; cut > 0 && !found; --cut) {
+        if (full[cut - 1] != '.') continue;
+        lua_getglobal(L_, "require");
+        lua_pushlstring(L_, full, cut - 1);
+        if (lua_pcall(L_, 1, 0, 0) != LUA_OK) lua_pop(L_, 1);  // not a module: keep looking
+        lua_pushvalue(L_, name_idx);
+        found = lua_rawget(L_, -2) == LUA_TTABLE;
+        if (!found) lua_pop(L_, 1);
+        full = lua_tolstring(L_, name_idx, &len);
+      }
+      if (!found) lua_pushnil(L_);
+    }
+    if (!found)
       throw Failure::plain(std::string("cannot rebuild an object of class '") + lua_tostring(L_, name_idx) +
                            "': no class registered under that name (mp.register_class)");
     lua_remove(L_, -2);
@@ -1300,7 +1332,7 @@ int codec_loads(lua_State* L) {
 
 // mp.register_class(name, mt) -> mt
 int codec_register_class(lua_State* L) {
-  luaL_checkstring(L, 1);
+  luaL_checktype(L, 1, LUA_TSTRING);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
   push_registry_table(L, kClassesKey);     // 3

@@ -248,6 +248,35 @@ do
   end
 end
 
+-- An object of a class registered by a module reaches a fresh child: the
+-- codec requires the module named by the class ("tmpmod.Point" -> tmpmod).
+do
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir " .. dir))
+  local f = assert(io.open(dir .. "/lmp_test_points.lua", "w"))
+  f:write([[
+    local mp = require "multiprocessing"
+    local Point = {}
+    Point.__index = Point
+    function Point.new(x, y) return setmetatable({x = x, y = y}, Point) end
+    function Point:sum() return self.x + self.y end
+    mp.register_class("lmp_test_points.Point", Point)
+    return Point
+  ]])
+  f:close()
+  local saved = package.path
+  package.path = dir .. "/?.lua;" .. package.path
+  local Point = require "lmp_test_points"
+  local p = mp.Process{target = function(pt) os.exit(pt:sum()) end, args = {Point.new(3, 4)}}
+  p:start()
+  p:join(30)
+  package.path = saved
+  os.remove(dir .. "/lmp_test_points.lua")
+  os.remove(dir)
+  assert(p.exitcode == 7, "registered class in a child: exit code " .. tostring(p.exitcode))
+end
+
 -- A global defined by the main script: present under fork, missing (with a
 -- message naming the start method) under spawn and forkserver.
 do
