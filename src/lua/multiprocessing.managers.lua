@@ -839,9 +839,15 @@ function Server:_handle(client, req)
   for _, job in ipairs(self.parked) do
     if job.client == client then job.cancelled = true end
   end
-  if type(req.adopt) == "table" then for _, id in ipairs(req.adopt) do self:_adopt(client, id) end end
-  if type(req.inc) == "table" then for _, id in ipairs(req.inc) do self:_incref(client, id) end end
-  if type(req.dec) == "table" then for _, id in ipairs(req.dec) do self:_decref(client, id) end end
+  local function ids(list)
+    if type(list) ~= "table" then return {} end
+    local out = {}
+    for _, id in ipairs(list) do if math.type(id) == "integer" then out[#out + 1] = id end end
+    return out
+  end
+  for _, id in ipairs(ids(req.adopt)) do self:_adopt(client, id) end
+  for _, id in ipairs(ids(req.inc)) do self:_incref(client, id) end
+  for _, id in ipairs(ids(req.dec)) do self:_decref(client, id) end
   if type(req.who) == "table" then
     client.pid, client.name = req.who[1], tostring(req.who[2])
   end
@@ -899,7 +905,13 @@ function Server:_read(client)
     return self:_drop_client(client)
   end
   if not got then return self:_drop_client(client) end
-  self:_handle(client, req)
+  -- A request that makes the server itself fail (a malformed one that got
+  -- past the checks) costs its client the connection, never the server.
+  local handled, herr = pcall(self._handle, self, client, req)
+  if not handled then
+    util.debug("manager: dropping a client after a bad request: " .. tostring(herr))
+    self:_drop_client(client)
+  end
 end
 
 -- The wait for the next event: nil (forever) unless a parked request has a

@@ -50,6 +50,19 @@ do
   local ok, got, rep = pcall(core.manager_recv, c3, 5)
   check(ok and got and rep[1] == false and rep[3] == "remote", "bad request answered")
   c3:close()
+  -- Well-formed frames carrying nonsense requests.
+  local weird = {
+    {"call", 0/0, "get", {}}, {"call", rawget(d, "_token")[2], 42, {}}, {"call", rawget(d, "_token")[2], "get", 7},
+    {"create", {}}, {"create", "dict", "notatable"}, {"pending", 0/0}, {"nonsense"}, {},
+    {"ping", inc = {0/0, "x", 1.5}, dec = {1e300}, adopt = "no"},
+  }
+  for _, w in ipairs(weird) do
+    local cw = mp.connection.Client(m.address, {authkey = m.authkey})
+    pcall(core.manager_send, cw, core.dumps(w), 2)
+    pcall(core.manager_recv, cw, 2)
+    cw:close()
+  end
+  check(d.x == 1, "server still serving after nonsense requests")
   -- A half frame then a hang-up.
   local c4 = mp.connection.Client(m.address, {authkey = m.authkey})
   local fd = c4:fileno()
