@@ -29,8 +29,11 @@ function M._set_current(c) current = c end
 
 -- Waits until pred() is true, at most `timeout` seconds (nil: forever).
 -- Returns true when pred became true, false on timeout.  Yields to the
--- server's scheduler; outside a request coroutine it cannot wait.
-function M.block_until(pred, timeout)
+-- server's scheduler; outside a request coroutine it cannot wait.  With
+-- `poll`, pred depends on something outside the server (another process,
+-- a native object): the server then re-checks it every few milliseconds
+-- instead of only after each request.
+function M.block_until(pred, timeout, poll)
   if pred() then return true end
   if timeout ~= nil and timeout <= 0 then return false end
   local deadline = timeout and (monotonic() + timeout)
@@ -39,11 +42,20 @@ function M.block_until(pred, timeout)
   end
   local me = current
   while true do
-    coroutine.yield(deadline or false)
+    coroutine.yield(deadline or false, poll)
     current = me
     if pred() then return true end
     if deadline and monotonic() >= deadline then return false end
   end
+end
+
+-- mp.managers.wait_until(pred [, timeout]): for referents of custom types
+-- that wait on something outside the server; see block_until.
+function M.wait_until(pred, timeout)
+  if type(pred) ~= "function" then
+    error("bad argument #1 to 'wait_until' (function expected, got " .. type(pred) .. ")", 2)
+  end
+  return M.block_until(pred, timeout, true)
 end
 
 -- Python's blocking/timeout pair: block false means "do not wait";
@@ -665,6 +677,13 @@ function Barrier:__repr__()
                        self.state == 0 and self.count or 0, tostring(self.state == -2))
 end
 Barrier.exposed = {"wait", "reset", "abort", "__getattribute__", "__repr__"}
+
+-- True for the classes defined here (they wait cooperatively themselves).
+function M.is_server_type(mt)
+  return mt == Dict or mt == List or mt == Namespace or mt == Value or mt == Array or mt == Queue
+      or mt == Lock or mt == RLock or mt == Semaphore or mt == BoundedSemaphore or mt == Condition
+      or mt == Event or mt == Barrier
+end
 
 -- The builtin typeids of SyncManager: typeid -> {make, exposed, proxy}.
 -- `proxy` names the client-side proxy class (multiprocessing.managers).

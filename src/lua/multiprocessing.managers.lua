@@ -591,6 +591,9 @@ M.Server = Server
 -- socket to take a reply, before it drops that client.
 Server.read_timeout = 5
 Server.write_timeout = 5
+-- How often a request waiting on something outside the server (a native
+-- queue or lock, a pool's result) is retried.
+Server.poll_step = 0.005
 
 -- registry: typeid -> {builtin = name} | {callable = f, exposed = {..},
 -- method_to_typeid = {..}}.
@@ -725,6 +728,71 @@ local function with_traceback(err, tb)
   return tostring(err) .. "\n(in the manager server) " .. tb
 end
 
+-- Referents whose state changes outside the server (native queues, locks
+-- and events, a pool's results) would block the whole server in their
+-- blocking methods: those calls become a non-blocking try retried every
+-- poll_step (docs/design/managers.md).  Keyed by method name; each returns
+-- nil when it does not apply to the object.
+local function is_error(v, cls) return class.isinstance(v, cls) end
+local outside = {}
+function outside.get(obj, args)
+  if type(obj) == "table" and type(obj.ready) == "function" then  -- an AsyncResult
+    local timeout = args[1]
+    if not types.wait_until(function() return obj:ready() end, timeout) then
+      error(errors.TimeoutError("result not ready"), 0)
+    end
+    return true, obj:get(0)
+  end
+  if type(obj) ~= "userdata" then return nil end
+  local block, timeout = args[1], args[2]
+  if block == false then return nil end
+  local v
+  local got = types.wait_until(function()
+    local ok, r = pcall(obj.get, obj, false)
+    if ok then v = r return true end
+    if not is_error(r, errors.Empty) then error(r, 0) end
+    return false
+  end, timeout)
+  if not got then error(errors.Empty("queue is empty"), 0) end
+  return true, v
+end
+function outside.put(obj, args)
+  if type(obj) ~= "userdata" then return nil end
+  local v, block, timeout = args[1], args[2], args[3]
+  if block == false then return nil end
+  local got = types.wait_until(function()
+    local ok, r = pcall(obj.put, obj, v, false)
+    if ok then return true end
+    if not is_error(r, errors.Full) then error(r, 0) end
+    return false
+  end, timeout)
+  if not got then error(errors.Full("queue is full"), 0) end
+  return true
+end
+function outside.acquire(obj, args)
+  if type(obj) ~= "userdata" then return nil end
+  local block, timeout = args[1], args[2]
+  if block == false then return nil end
+  if timeout ~= nil and timeout < 0 then timeout = nil end
+  return true, types.wait_until(function() return obj:acquire(false) end, timeout)
+end
+function outside.wait(obj, args)
+  if type(obj) == "table" and type(obj.ready) == "function" then
+    return true, types.wait_until(function() return obj:ready() end, args[1])
+  end
+  if type(obj) == "userdata" and type(obj.is_set) == "function" then  -- an Event
+    return true, types.wait_until(function() return obj:is_set() end, args[1])
+  end
+  return nil
+end
+
+local function call_outside(obj, name, args)
+  local adapter = outside[name]
+  if adapter == nil then return nil end
+  if type(obj) == "table" and getmetatable(obj) and types.is_server_type(getmetatable(obj)) then return nil end
+  return pack(adapter(obj, args))
+end
+
 -- The body of a "call" request, run in a coroutine: returns the reply.
 local function call_body(server, client, req)
   local id, name, args = req[2], req[3], req[4] or {n = 0}
@@ -746,7 +814,13 @@ local function call_body(server, client, req)
     return {false, string.format("%s object has no method %s", repr(o.typeid), repr(name)), "remote"}
   end
   if type(args) ~= "table" then return {false, "bad arguments", "remote"} end
-  local r = pack(f(obj, unpack(args, 1, args.n or #args)))
+  local r = call_outside(obj, name, args)
+  if r and r[1] then
+    table.remove(r, 1)
+    r.n = r.n - 1
+  else
+    r = pack(f(obj, unpack(args, 1, args.n or #args)))
+  end
   local m2t = o.m2t and o.m2t[name]
   if m2t then
     local spec = server.registry[m2t]
@@ -800,10 +874,11 @@ end
 -- Runs (or resumes) a request's coroutine; parks it when it waits.
 function Server:_step(job, ...)
   types._set_current(job.client)
-  local ok, rep = coroutine.resume(job.co, ...)
+  local ok, rep, poll = coroutine.resume(job.co, ...)
   types._set_current(nil)
   if coroutine.status(job.co) == "suspended" then
     job.deadline = rep or nil
+    job.poll = poll
     self.parked[#self.parked + 1] = job
     return false
   end
@@ -924,6 +999,7 @@ function Server:_next_timeout()
       local left = math.max(job.deadline - now, 0)
       if t == nil or left < t then t = left end
     end
+    if job.poll and (t == nil or t > self.poll_step) then t = self.poll_step end
   end
   if self.parent_sentinel == nil and self.poll_interval then
     t = t and math.min(t, self.poll_interval) or self.poll_interval
@@ -1291,5 +1367,6 @@ end
 -- custom manager registers to serve a queue to other hosts).
 M.Namespace = types.Namespace
 M.LocalQueue = types.Queue
+M.wait_until = types.wait_until
 
 return M

@@ -88,6 +88,36 @@ do
   MyManager.register("probe", function() return {tag = _G.INIT_TAG, get = function(s) return s.tag end} end)
 end
 
+-- A referent that waits on something outside the server (a Pipe filled by
+-- another process) with mp.managers.wait_until: the server keeps serving
+-- others meanwhile, and the caller's timeout is honoured.
+do
+  local rd, wr = mp.Pipe(false)
+  local W = mp.managers.BaseManager:extend("WaitManager")
+  W.register("Inbox", function()
+    return {
+      next = function(_, timeout)
+        if not mp.managers.wait_until(function() return rd:poll() end, timeout) then return nil end
+        return rd:recv()
+      end,
+      ping = function() return "pong" end,
+    }
+  end)
+  local m <close> = W()
+  m:start()
+  local inbox = m:Inbox()
+  local t0 = os.monotonic()
+  check(inbox:next(0.1) == nil and os.monotonic() - t0 >= 0.09, "timeout honoured")
+  local r2, w2 = mp.Pipe(false)
+  local waiter = mp.Process{target = function(inbox, w2) w2:send(inbox:next(10)) end, args = {inbox, w2}}
+  waiter:start()
+  os.sleep(0.1)
+  check(inbox:ping() == "pong", "served while another call waits")
+  wr:send("mail")
+  check(r2:poll(10) and r2:recv() == "mail")
+  waiter:join(10)
+end
+
 -- get_server():serve_forever() in one process, connect() from another.
 do
   -- A manager class is not sent to a spawned child: each process makes it
