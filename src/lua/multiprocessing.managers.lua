@@ -120,15 +120,27 @@ local function request(e, req)
   if seq == 1 then  -- the first request names the process (a lock's owner in tostring)
     req.who = {getpid(), process.current_process().name}
   end
-  if #e.adopt > 0 then req.adopt = e.adopt end
-  if #e.inc > 0 then req.inc = e.inc end
-  if #e.dec > 0 then req.dec = e.dec end
-  -- Encoding errors (an argument that cannot be sent) leave the connection
-  -- and the waiting reference changes as they were.
-  local payload = core.dumps(req)
-  if req.adopt then e.adopt = {} end
-  if req.inc then e.inc = {} end
-  if req.dec then e.dec = {} end
+  -- The waiting reference changes ride on this request.  They are taken
+  -- off the entry before encoding: encoding may run a nested request (a
+  -- proxy among the arguments reduces itself), which must not send them too.
+  local lists = {}
+  for _, f in ipairs {"adopt", "inc", "dec"} do
+    if #e[f] > 0 then
+      lists[f] = e[f]
+      req[f] = e[f]
+      e[f] = {}
+    end
+  end
+  local encoded, payload = pcall(core.dumps, req)
+  if not encoded then
+    -- An argument that cannot be sent: nothing was written, the connection
+    -- is fine, and the reference changes wait for the next request.
+    for f, list in pairs(lists) do
+      for _, id in ipairs(e[f]) do list[#list + 1] = id end
+      e[f] = list
+    end
+    error(payload, 0)
+  end
   local ok, got, reply = pcall(core.manager_call, conn, payload)
   while ok and got and reply.s ~= seq do  -- a reply to an earlier, interrupted call
     ok, got, reply = pcall(core.manager_recv, conn)
@@ -936,6 +948,10 @@ function Server:_handle(client, req)
   elseif op == "ping" then
     self:_reply(client, {true, "pong", n = 2}, seq)
   elseif op == "debug_info" then
+    -- Proxies held by the server (values of its dicts and lists) are
+    -- released by its collector: run it, so the count is exact.
+    collectgarbage(); collectgarbage()
+    self:_release_local()
     local count = 0
     for _ in pairs(self.objects) do count = count + 1 end
     self:_reply(client, {true, count, #self.parked, n = 3}, seq)
@@ -1001,10 +1017,19 @@ function Server:_next_timeout()
     end
     if job.poll and (t == nil or t > self.poll_step) then t = self.poll_step end
   end
-  if self.parent_sentinel == nil and self.poll_interval then
-    t = t and math.min(t, self.poll_interval) or self.poll_interval
+  -- Wake up now and then: to notice a dead owner (a manager's server) and
+  -- to collect garbage when idle.
+  local idle = self.poll_interval or 1.0
+  return t and math.min(t, idle) or idle
+end
+
+-- Returns the references of the server's own collected proxies.
+function Server:_release_local()
+  if #self.local_dec > 0 then
+    local list = self.local_dec
+    self.local_dec = {}
+    for _, id in ipairs(list) do self:_decref(self.local_owner, id) end
   end
-  return t
 end
 
 -- serve_forever(): serves until a client asks for shutdown (or the parent
@@ -1036,11 +1061,13 @@ function Server:serve_forever()
         end
         if not self.running then break end
       end
-      if #self.local_dec > 0 then
-        local list2 = self.local_dec
-        self.local_dec = {}
-        for _, id in ipairs(list2) do self:_decref(self.local_owner, id) end
+      if #ready == 0 and #self.parked == 0 then
+        -- Idle: collect, so the objects only referred to by proxies this
+        -- server held (values it dropped) are freed without waiting for
+        -- allocation to drive the collector.
+        collectgarbage()
       end
+      self:_release_local()
       self:_retry_parked()
     end
   end)

@@ -234,6 +234,15 @@ do
   m:_debug_info()                 -- carries the releases
   local after = m:_debug_info()
   eq(after, before, "temporary proxies freed")
+  -- Proxies stored in the server (nested) are released when dropped there.
+  local holder_dict = m:dict()
+  for i = 1, 10 do holder_dict[i] = m:list({i}) end
+  collectgarbage(); collectgarbage()
+  eq(m:_debug_info(), before + 11, "nested lists alive while stored")
+  holder_dict:clear()
+  holder_dict = nil
+  collectgarbage(); collectgarbage(); m:_debug_info()
+  eq(m:_debug_info(), before, "nested lists freed once dropped")
   -- A child that exits releases what it held (its connection closes).
   local holder = mp.Process{target = function(x) x:append(1) end, args = {m:list()}}
   holder:start(); holder:join(10)
