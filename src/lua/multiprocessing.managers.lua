@@ -37,6 +37,18 @@ end
 
 local function default_authkey() return process.current_process().authkey end
 
+-- This process's pid, without a syscall per proxy call: a forked child has
+-- a new current_process() object, which refreshes it.
+local cached_pid, cached_owner
+local current_process = process.current_process
+local function mypid()
+  local cur = current_process()
+  if cur ~= cached_owner then
+    cached_owner, cached_pid = cur, getpid()
+  end
+  return cached_pid
+end
+
 ---------------------------------------------------------------------------
 -- Servers running in this process, by address (a proxy rebuilt here for one
 -- of them calls its referent directly).
@@ -45,7 +57,7 @@ local servers_here = {}
 
 local function local_server(address)
   local s = servers_here[addr_key(address)]
-  if s and s.pid == getpid() and s.running then return s end
+  if s and s.pid == mypid() and s.running then return s end
   return nil
 end
 
@@ -64,8 +76,8 @@ end
 local function entry_for(address, authkey)
   local key = entry_key(address, authkey)
   local e = entries[key]
-  if e == nil or e.pid ~= getpid() or e.broken then
-    e = {key = key, address = address, authkey = authkey, pid = getpid(), seq = 0, adopt = {}, inc = {}, dec = {}}
+  if e == nil or e.pid ~= mypid() or e.broken then
+    e = {key = key, address = address, authkey = authkey, pid = mypid(), seq = 0, adopt = {}, inc = {}, dec = {}}
     entries[key] = e
   end
   return e
@@ -75,7 +87,7 @@ end
 local function drop_entry(address)
   local ak = addr_key(address)
   for key, e in pairs(entries) do
-    if addr_key(e.address) == ak and e.pid == getpid() then
+    if addr_key(e.address) == ak and e.pid == mypid() then
       e.broken = true
       if e.conn then pcall(e.conn.close, e.conn) end
       entries[key] = nil
@@ -210,13 +222,15 @@ local function class_desc(cls)
     table.insert(chain, 1, c)
     c = rawget(c, "__parent")
   end
+  local base = c or BaseProxy
   local fields = {}
   for _, k in ipairs(chain) do
     for key, v in pairs(k) do
-      if not skip_fields[key] then fields[key] = v end
+      -- Metamethods copied down from the builtin base are the base's.
+      if not skip_fields[key] and base[key] ~= v then fields[key] = v end
     end
   end
-  return {name = name, base = c and class_names[c] or "BaseProxy", fields = fields}
+  return {name = name, base = class_names[base] or "BaseProxy", fields = fields}
 end
 
 -- Proxy classes themselves cross too (a target that names one as an
@@ -313,11 +327,11 @@ function Proxy.__gc(self)
   if tok == nil then return end
   local srv = rawget(self, "_server")
   if srv then
-    if srv.pid == getpid() then srv.local_dec[#srv.local_dec + 1] = tok[2] end
+    if srv.pid == mypid() then srv.local_dec[#srv.local_dec + 1] = tok[2] end
     return
   end
   local h = rawget(self, "_holder")
-  if h and h.pid == getpid() and not h.broken then h.dec[#h.dec + 1] = tok[2] end
+  if h and h.pid == mypid() and not h.broken then h.dec[#h.dec + 1] = tok[2] end
 end
 
 -- Makes a proxy of class `cls` for token {typeid, id, address, exposed}.
@@ -884,21 +898,43 @@ function Server:_reply(client, rep, seq)
 end
 
 -- Runs (or resumes) a request's coroutine; parks it when it waits.
+-- Request coroutines are reused: one runs bodies in a loop and yields
+-- DONE with each reply (any other yield is a wait: a deadline and a poll
+-- flag).  A body that raises kills its coroutine, which is not reused.
+local DONE = setmetatable({}, {__name = "done"})
+local idle_workers = {}
+local function worker(body, a, b, c)
+  while true do
+    body, a, b, c = coroutine.yield(DONE, body(a, b, c))
+  end
+end
+local function get_worker()
+  local n = #idle_workers
+  if n > 0 then
+    local co = idle_workers[n]
+    idle_workers[n] = nil
+    return co
+  end
+  local co = coroutine.create(worker)
+  return co
+end
+
 function Server:_step(job, ...)
   types._set_current(job.client)
   local ok, rep, poll = coroutine.resume(job.co, ...)
   types._set_current(nil)
-  if coroutine.status(job.co) == "suspended" then
+  if ok and rep == DONE then
+    if #idle_workers < 16 then idle_workers[#idle_workers + 1] = job.co end
+    self:_reply(job.client, poll, job.seq)
+    return true
+  end
+  if ok then
     job.deadline = rep or nil
     job.poll = poll
     self.parked[#self.parked + 1] = job
     return false
   end
-  if ok then
-    self:_reply(job.client, rep, job.seq)
-  else
-    self:_reply(job.client, {false, with_traceback(rep, debug.traceback(job.co)), "error"}, job.seq)
-  end
+  self:_reply(job.client, {false, with_traceback(rep, debug.traceback(job.co)), "error"}, job.seq)
   return true
 end
 
@@ -917,31 +953,38 @@ function Server:_retry_parked()
   end
 end
 
+-- The integer ids of a list from a request (anything else is ignored).
+local function ids(list)
+  if type(list) ~= "table" then return {} end
+  local out = {}
+  for _, id in ipairs(list) do if math.type(id) == "integer" then out[#out + 1] = id end end
+  return out
+end
+
 function Server:_handle(client, req)
   if type(req) ~= "table" or type(req[1]) ~= "string" then
     return self:_reply(client, {false, "bad request", "remote"}, nil)
   end
   -- A new request from a client whose earlier one is parked: that one was
   -- abandoned (the caller was interrupted).
-  for _, job in ipairs(self.parked) do
-    if job.client == client then job.cancelled = true end
+  if #self.parked > 0 then
+    for _, job in ipairs(self.parked) do
+      if job.client == client then job.cancelled = true end
+    end
   end
-  local function ids(list)
-    if type(list) ~= "table" then return {} end
-    local out = {}
-    for _, id in ipairs(list) do if math.type(id) == "integer" then out[#out + 1] = id end end
-    return out
-  end
-  for _, id in ipairs(ids(req.adopt)) do self:_adopt(client, id) end
-  for _, id in ipairs(ids(req.inc)) do self:_incref(client, id) end
-  for _, id in ipairs(ids(req.dec)) do self:_decref(client, id) end
+  local list = req.adopt
+  if list then for _, id in ipairs(ids(list)) do self:_adopt(client, id) end end
+  list = req.inc
+  if list then for _, id in ipairs(ids(list)) do self:_incref(client, id) end end
+  list = req.dec
+  if list then for _, id in ipairs(ids(list)) do self:_decref(client, id) end end
   if type(req.who) == "table" then
     client.pid, client.name = req.who[1], tostring(req.who[2])
   end
   local op, seq = req[1], req.s
   if op == "call" or op == "create" then
-    local job = {client = client, seq = seq, co = coroutine.create(op == "call" and call_body or create_body)}
-    self:_step(job, self, client, req)
+    local job = {client = client, seq = seq, co = get_worker()}
+    self:_step(job, op == "call" and call_body or create_body, self, client, req)
   elseif op == "pending" then
     self:_add_pending(req[2])
     self:_reply(client, {true, n = 1}, seq)
@@ -1177,8 +1220,10 @@ function ManagerClassMeta.__reduce(cls)
   if builtin_managers[name] == cls then return {builtin = name} end
   local own = rawget(cls, "_registry") or {}
   local fields, registry = {}, {}
+  local parent = rawget(cls, "__parent")
   for k, v in pairs(cls) do
-    if not class_internal[k] and own[k] == nil then fields[k] = v end
+    -- Metamethods copied down from the base are the base's: not sent.
+    if not class_internal[k] and own[k] == nil and parent[k] ~= v then fields[k] = v end
   end
   for typeid, spec in pairs(own) do
     if not spec.builtin then
