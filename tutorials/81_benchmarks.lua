@@ -10,7 +10,7 @@
 -- {{num}} where they go; what is checked is that every benchmark runs and
 -- that what was sent arrived.  Python's rows for threads have no Lua
 -- counterpart (Lua has no threads), and Python's "gc.disable()" is not
--- needed.  For real measurements use scripts/bench.
+-- needed.  For real measurements use scripts/bench/run.
 -- start methods: fork
 local mp = require "multiprocessing"
 

@@ -84,4 +84,16 @@ do
   end)
 end
 
+-- Pools (API.md "Pools"): mp.Pool uses the default start method; a
+-- context's Pool uses the context's.
+do
+  local pool = require "multiprocessing.pool"
+  mp.Pool = function(opts) return pool.new_pool(nil, opts) end
+  mp.pool = {Pool = mp.Pool, AsyncResult = pool.AsyncResult, MapResult = pool.MapResult,
+             IMapIterator = pool.IMapIterator}
+  context.bind("Pool", function(method)
+    return function(opts) return pool.new_pool(method, opts) end
+  end)
+end
+
 return mp

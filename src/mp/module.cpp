@@ -11,6 +11,7 @@
 #include "mp/lua_util.h"
 #include "mp/manager_io.h"
 #include "mp/payload.h"
+#include "mp/pool.h"
 #include "mp/process.h"
 #include "mp/system.h"
 
@@ -57,6 +58,7 @@ void open_core(lua_State* L) {
   open_payload(L);
   connection::open_connection(L);
   open_manager_io(L);
+  open_pool(L);
   lua_pushstring(L, "0.1.0");
   lua_setfield(L, -2, "version");
 }

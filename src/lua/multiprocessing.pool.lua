@@ -1,0 +1,981 @@
+-- The Pool (API.md "Pools"; docs/api/pool.md, docs/design/pool.md):
+-- mp.Pool, AsyncResult, MapResult, IMapIterator, and the worker loop.
+--
+-- There are no threads.  The owner (the process that made the pool) moves
+-- tasks and results only inside pool calls: submitting, get/wait/ready,
+-- iterating, close/join/terminate.  Each worker has its own channel (a
+-- socket pair: core.pool_pipe) on which the owner sends batches of chunks
+-- and the worker answers one message per chunk, in order; so the owner
+-- always knows which chunk a worker is running (the oldest unanswered one)
+-- and a worker's death (its sentinel) fails exactly that chunk with
+-- WorkerLostError while its unstarted chunks go to other workers.
+local core = require "multiprocessing.core"
+local class = require "multiprocessing.class"
+local errors = require "multiprocessing.errors"
+local process = require "multiprocessing.process"
+local util = require "multiprocessing.util"
+
+local M = {}
+
+local count_args = process._count_args
+local unpack = table.unpack
+local monotonic = core.monotonic
+
+-- Worker name prefixes, as Python's.
+local prefixes = {fork = "ForkPoolWorker", spawn = "SpawnPoolWorker", forkserver = "ForkServerPoolWorker"}
+
+local signal_names = {}
+for name, num in pairs(core.signals) do signal_names[num] = name end
+
+-- Channels of every pool of this process, so a forked worker can close
+-- the copies it inherited (weak: a collected pool takes its channels along).
+M._live_channels = setmetatable({}, {__mode = "k"})
+
+---------------------------------------------------------------------------
+-- The worker
+
+-- xpcall handler: keep the error and the worker's traceback.
+-- The frames below the task (the worker loop, bootstrap) are cut off.
+local function task_handler(e)
+  local tb = debug.traceback(nil, 2)
+  local cut = tb:find("\n\t%[C%]: in function 'xpcall'")
+  if cut then tb = tb:sub(1, cut - 1) end
+  return {e, tb}
+end
+
+-- The error a task raised, ready to travel back (API.md settled details,
+-- "Errors from pool tasks").
+local function task_error(packed, wname, index)
+  local e, tb = packed[1], packed[2]
+  local where = string.format("in pool worker %s, task %d", wname, index)
+  if type(e) == "table" then
+    local ok = pcall(function()
+      local prev = rawget(e, "traceback")
+      rawset(e, "traceback", where .. ":\n" .. tb .. (prev and ("\n" .. tostring(prev)) or ""))
+    end)
+    if ok then return e end
+    e = tostring(e)
+  elseif type(e) ~= "string" then
+    e = tostring(e)
+  end
+  return e .. "\n" .. where .. ":\n" .. tb
+end
+
+-- Sends one chunk's answer; values or errors that cannot be encoded become
+-- errors of their task instead of killing the worker.
+local function send_answer(conn, msg, wname, first, n)
+  local ok, err = pcall(conn.send, conn, msg)
+  if ok then return end
+  local values, errs = msg[1], msg[2] or {}
+  for k = 1, n do
+    if errs[k] ~= nil then
+      if not pcall(core.dumps, errs[k]) then errs[k] = tostring(errs[k]) end
+    elseif not pcall(core.dumps, values[k]) then
+      local _, why = pcall(core.dumps, values[k])
+      errs[k] = string.format("cannot send the result of task %d: %s\nin pool worker %s, task %d",
+                              first + k - 1, tostring(why), wname, first + k - 1)
+      values[k] = nil
+    end
+  end
+  msg[2] = errs
+  ok, err = pcall(conn.send, conn, msg)
+  if not ok then error(err, 0) end
+end
+
+-- The body of a worker process.  Messages from the owner: a batch
+-- {chunk, chunk, ..., defs = {[fid] = encoded function}, reset = bool} or
+-- false (quit).  A chunk is {fid, star, first, items, n}.  The answer to a
+-- chunk is {values, errs (sparse, or nil), seconds busy}.
+local function worker_main(conn, initializer, initargs, maxtasks)
+  core.ignore_sigint()
+  for ch in pairs(M._live_channels) do ch:close() end  -- copies inherited by fork
+  M._live_channels = setmetatable({}, {__mode = "k"})
+  local wname = process.current_process().name
+  if initializer ~= nil then
+    initializer(unpack(initargs, 1, count_args(initargs)))
+  end
+  local funcs = {}
+  local done = 0
+  while true do
+    local ok, batch = pcall(conn.recv, conn)
+    if not ok or not batch then break end  -- quit, or the owner is gone
+    if batch.reset then funcs = {} end
+    if batch.defs then
+      for fid, bytes in pairs(batch.defs) do funcs[fid] = core.loads(bytes) end
+    end
+    for i = 1, #batch do
+      local c = batch[i]
+      local f, star, first, items, n = funcs[c[1]], c[2], c[3], c[4], c[5]
+      local values, errs = {}, nil
+      local t0 = monotonic()
+      for k = 1, n do
+        local okk, v
+        if star then
+          local a = items[k]
+          if type(a) == "table" then
+            okk, v = xpcall(f, task_handler, unpack(a, 1, count_args(a)))
+          else
+            okk, v = xpcall(f, task_handler, a)
+          end
+        else
+          okk, v = xpcall(f, task_handler, items[k])
+        end
+        if okk then
+          values[k] = v
+        else
+          errs = errs or {}
+          errs[k] = task_error(v, wname, first + k - 1)
+        end
+      end
+      send_answer(conn, {values, errs, monotonic() - t0}, wname, first, n)
+      done = done + 1
+    end
+    if maxtasks and done >= maxtasks then break end
+  end
+  conn:close()
+end
+
+---------------------------------------------------------------------------
+-- Results
+
+local function check_timeout(timeout, fname)
+  if timeout ~= nil and type(timeout) ~= "number" then
+    error(string.format("bad argument #1 to '%s' (number expected, got %s)", fname, type(timeout)), 3)
+  end
+end
+
+-- Pumps `pool` until `done()` or the deadline; returns done().
+local function wait_until(pool, done, timeout)
+  if done() then return true end
+  local deadline = timeout and (monotonic() + math.max(timeout, 0))
+  while not done() do
+    local left
+    if deadline then
+      left = deadline - monotonic()
+      if left <= 0 then
+        pool:_pump(0)
+        return done()
+      end
+    end
+    if not pool:_pump(left) then return done() end
+  end
+  return true
+end
+
+-- AsyncResult: the result of apply_async (and the base of MapResult).
+local AsyncResult = class.new("AsyncResult")
+M.AsyncResult = AsyncResult
+
+function AsyncResult:new(pool, callback, error_callback)
+  local obj = setmetatable({_pool = pool, _callback = callback, _error_callback = error_callback,
+                            _ready = false}, self)
+  return obj
+end
+
+function AsyncResult:_finish(ok, value)
+  self._ready = true
+  self._ok = ok
+  self._value = value
+  self._pool._jobs[self._id] = nil
+  local cb
+  if ok then cb = self._callback else cb = self._error_callback end
+  if cb then self._pool:_queue_callback(cb, value) end
+end
+
+-- One chunk's answer for tasks first..first+n-1 of this job.
+function AsyncResult:_deliver(first, n, values, errs)
+  if self._ready then return end
+  if errs and errs[1] ~= nil then return self:_finish(false, errs[1]) end
+  self:_finish(true, values[1])
+end
+
+function AsyncResult:ready()
+  self._pool:_check_owner("ready")
+  if not self._ready then self._pool:_pump(0) end
+  return self._ready
+end
+
+function AsyncResult:successful()
+  if not self:ready() then error("successful: result is not ready", 2) end
+  return self._ok
+end
+
+function AsyncResult:wait(timeout)
+  check_timeout(timeout, "wait")
+  local pool = self._pool
+  pool:_check_owner("wait")
+  wait_until(pool, function() return self._ready end, timeout)
+  pool:_run_callbacks()
+end
+
+function AsyncResult:get(timeout)
+  check_timeout(timeout, "get")
+  local pool = self._pool
+  pool:_check_owner("get")
+  wait_until(pool, function() return self._ready end, timeout)
+  pool:_run_callbacks()
+  if not self._ready then error(errors.TimeoutError(""), 2) end
+  if not self._ok then error(self._value, 0) end
+  return self._value
+end
+
+AsyncResult.__tostring = function(r)
+  return string.format("<%s %s>", getmetatable(r).__name, r._ready and (r._ok and "ready" or "failed") or "pending")
+end
+
+-- MapResult: map_async/starmap_async.
+local MapResult = AsyncResult:extend("MapResult")
+M.MapResult = MapResult
+
+function MapResult:_deliver(first, n, values, errs)
+  if self._ready then return end
+  if errs then
+    for k = 1, n do
+      if errs[k] ~= nil then return self:_finish(false, errs[k]) end
+    end
+  end
+  local out = self._out
+  for k = 1, n do out[first + k - 1] = values[k] end
+  self._left = self._left - n
+  if self._left == 0 then self:_finish(true, out) end
+end
+
+-- IMapIterator: imap (ordered) and imap_unordered.
+local IMapIterator = class.new("IMapIterator")
+M.IMapIterator = IMapIterator
+
+function IMapIterator:_deliver(first, n, values, errs)
+  local have, vals, order = self._have, self._values, self._order
+  for k = 1, n do
+    local i = first + k - 1
+    if errs and errs[k] ~= nil then
+      have[i] = "err"
+      vals[i] = errs[k]
+    else
+      have[i] = "ok"
+      vals[i] = values[k]
+    end
+    if order then
+      local on = self._order_n + 1
+      self._order_n = on
+      order[on] = i
+    end
+  end
+  self._arrived = self._arrived + n
+  if self._total and self._arrived >= self._total then self._pool._jobs[self._id] = nil end
+end
+
+-- The position of the next element, once it is there; "end" at the end.
+function IMapIterator:_next_pos()
+  if self._order then
+    local i = self._order[self._taken + 1]
+    if i then return i end
+  else
+    local i = self._taken + 1
+    if self._have[i] then return i end
+  end
+  if self._total and self._taken >= self._total then return "end" end
+  return nil
+end
+
+-- it:next([timeout]): the next result; nil at the end; TimeoutError.
+function IMapIterator:next(timeout)
+  check_timeout(timeout, "next")
+  local pool = self._pool
+  pool:_check_owner("next")
+  local pos
+  wait_until(pool, function()
+    pos = self:_next_pos()
+    return pos ~= nil
+  end, timeout)
+  pool:_run_callbacks()
+  if pos == nil then error(errors.TimeoutError(""), 2) end
+  if pos == "end" then return nil end
+  self._taken = self._taken + 1
+  local kind, v = self._have[pos], self._values[pos]
+  self._have[pos], self._values[pos] = nil, nil
+  if self._order then self._order[self._taken] = nil end
+  if kind == "err" then error(v, 0) end
+  return v
+end
+
+IMapIterator.__call = function(self) return self:next() end
+IMapIterator.__tostring = function(self)
+  return string.format("<IMapIterator %d taken>", self._taken)
+end
+
+---------------------------------------------------------------------------
+-- The pool
+
+local Pool = class.new("Pool")
+M.Pool = Pool
+
+local function check_callable(f, fname, argn)
+  local t = type(f)
+  if t == "function" then return end
+  local mt = getmetatable(f)
+  if mt and mt.__call then return end
+  error(string.format("bad argument #%d to '%s' (function expected, got %s)", argn, fname,
+                      t == "nil" and "no value" or t), 3)
+end
+
+local function opt_callable(f, fname, argn)
+  if f ~= nil then check_callable(f, fname, argn) end
+end
+
+-- mp.Pool([processes | {processes=, initializer=, initargs=, maxtasksperchild=}])
+-- `method` is the start method of the pool's context (nil: the default).
+function M.new_pool(method, opts)
+  local processes, initializer, initargs, maxtasks
+  if type(opts) == "table" then
+    processes, initializer, initargs, maxtasks = opts.processes, opts.initializer, opts.initargs,
+                                                  opts.maxtasksperchild
+  elseif opts ~= nil and math.type(opts) ~= "integer" then
+    error("bad argument #1 to 'Pool' (integer or table of options expected, got " .. type(opts) .. ")", 3)
+  else
+    processes = opts
+  end
+  if processes == nil then processes = core.cpu_count() or 1 end
+  if math.type(processes) ~= "integer" or processes < 1 then
+    error("bad argument #1 to 'Pool' (processes must be at least 1)", 3)
+  end
+  if initializer ~= nil then
+    local mt = getmetatable(initializer)
+    if type(initializer) ~= "function" and not (mt and mt.__call) then
+      error("bad argument 'initializer' to 'Pool' (function expected, got " .. type(initializer) .. ")", 3)
+    end
+  end
+  if initargs ~= nil and type(initargs) ~= "table" then
+    error("bad argument 'initargs' to 'Pool' (table expected, got " .. type(initargs) .. ")", 3)
+  end
+  if maxtasks ~= nil and (math.type(maxtasks) ~= "integer" or maxtasks < 1) then
+    error("bad argument 'maxtasksperchild' to 'Pool' (positive integer expected)", 3)
+  end
+  method = method or require("multiprocessing.context").get_start_method()
+  local WorkerProcess = process.Process:extend("Process")
+  WorkerProcess._start_method = method
+  local self = setmetatable({
+    _method = method,
+    _Process = WorkerProcess,
+    _prefix = prefixes[method] or "PoolWorker",
+    _processes = processes,
+    _initializer = initializer,
+    _initargs = initargs or {},
+    _maxtasks = maxtasks,
+    _owner = core.getpid(),
+    _state = "RUN",
+    _workers = {},        -- live workers (array)
+    _poll_ch = {}, _poll_sen = {}, _pids = {},  -- rebuilt when workers change
+    _jobs = {},           -- job id -> result object (not yet complete)
+    _next_job = 0,
+    _feed = {}, _feed_head = 1, _feed_tail = 0,   -- jobs with chunks to send, in order
+    _retry = {},          -- {job, chunk} pairs of dead workers, sent first
+    _fids = setmetatable({}, {__mode = "k"}),     -- function -> {id, bytes}
+    _next_fid = 0,
+    _callbacks = {}, _cb_head = 1, _cb_tail = 0,
+    _ct = nil,            -- average seconds per chunk (from the workers)
+    _worker_count = 0,
+  }, Pool)
+  for _ = 1, processes do self:_start_worker() end
+  return self
+end
+
+function Pool:_check_owner(what)
+  if core.getpid() ~= self._owner then
+    error(string.format("%s: a Pool can only be used by the process that created it", what), 3)
+  end
+  if rawget(self, "_interrupted") then
+    -- A Ctrl-C stopped a wait (pool.cpp killed the workers): finish the job.
+    self._interrupted = nil
+    self:terminate()
+  end
+end
+
+function Pool:_check_running(what)
+  self:_check_owner(what)
+  if self._state ~= "RUN" then error(string.format("%s: Pool not running", what), 3) end
+end
+
+function Pool:_rebuild_poll()
+  local ch, sen, pids = {}, {}, {}
+  for i, w in ipairs(self._workers) do
+    ch[i] = w.ch
+    sen[i] = w.sentinel
+    pids[i] = w.pid
+  end
+  self._poll_ch, self._poll_sen, self._pids = ch, sen, pids
+end
+
+function Pool:_start_worker()
+  self._worker_count = self._worker_count + 1
+  local ch, conn = core.pool_pipe()
+  M._live_channels[ch] = true
+  local proc = self._Process{
+    target = worker_main,
+    args = {conn, self._initializer, self._initargs, self._maxtasks},
+    name = self._prefix .. "-" .. self._worker_count,
+    daemon = true,
+  }
+  proc:start()
+  conn:close()
+  local w = {proc = proc, ch = ch, pid = proc.pid, sentinel = proc.sentinel, name = proc.name,
+             q = {}, qjob = {}, qhead = 1, qtail = 0, assigned = 0, has = {}, nfn = 0}
+  self._workers[#self._workers + 1] = w
+  self:_rebuild_poll()
+  util.debug("added worker " .. proc.name)
+  return w
+end
+
+-- The id of function f, encoding it the first time only.
+function Pool:_fid(f)
+  local e = self._fids[f]
+  if e == nil then
+    self._next_fid = self._next_fid + 1
+    e = {self._next_fid, core.dumps(f)}
+    self._fids[f] = e
+  end
+  return e
+end
+
+-- Adds a job whose chunks are produced by job:_produce().
+function Pool:_submit(job)
+  self._next_job = self._next_job + 1
+  job._id = self._next_job
+  self._jobs[job._id] = job
+  self._feed_tail = self._feed_tail + 1
+  self._feed[self._feed_tail] = job
+  -- Keep idle workers busy without a syscall per submission otherwise.
+  for _, w in ipairs(self._workers) do
+    if w.qhead > w.qtail then
+      self:_dispatch()
+      break
+    end
+  end
+  return job
+end
+
+-- The next chunk to send: {job, chunk} or nil.
+function Pool:_next_chunk()
+  local r = self._retry
+  while #r > 0 do
+    local x = table.remove(r, 1)
+    if self._jobs[x[1]._id] then return x[1], x[2] end
+  end
+  while self._feed_head <= self._feed_tail do
+    local job = self._feed[self._feed_head]
+    local c = nil
+    if not job._ready then c = job:_produce() end
+    if c then return job, c end
+    self._feed[self._feed_head] = nil
+    self._feed_head = self._feed_head + 1
+  end
+  return nil
+end
+
+-- How many chunks a worker may hold: enough to keep it busy for ~5 ms
+-- between two visits of the owner, but few when chunks are slow (a chunk
+-- waiting behind a slow one cannot move to an idle worker).
+function Pool:_window()
+  local ct = self._ct
+  if ct == nil then return 2 end
+  local w = math.floor(0.005 / math.max(ct, 1e-7))
+  if w < 1 then return 1 end
+  if w > 1024 then return 1024 end
+  return w
+end
+
+-- Sends chunks to workers with room: the least loaded first.
+function Pool:_dispatch()
+  if self._state == "TERMINATE" then return end
+  local window = self:_window()
+  local workers = self._workers
+  local nw = #workers
+  if nw == 0 then return end
+  local batches = {}
+  local low = window >= 8 and window // 2 or window - 1
+  while true do
+    -- the least loaded worker that may take one more chunk
+    local best, best_load = nil, math.huge
+    for i = 1, nw do
+      local w = workers[i]
+      local load = w.qtail - w.qhead + 1
+      if not w.quit and load < window and load < best_load
+          and (batches[w] or load <= low)
+          and (self._maxtasks == nil or w.assigned < self._maxtasks) then
+        best, best_load = w, load
+      end
+    end
+    if best == nil then break end
+    local job, c = self:_next_chunk()
+    if job == nil then break end
+    local b = batches[best]
+    if b == nil then
+      b = {}
+      batches[best] = b
+    end
+    b[#b + 1] = c
+    best.qtail = best.qtail + 1
+    best.q[best.qtail] = c
+    best.qjob[best.qtail] = job
+    best.assigned = best.assigned + 1
+  end
+  for w, b in pairs(batches) do
+    for i = 1, #b do
+      local fid = b[i][1]
+      if not w.has[fid] then
+        if w.nfn >= 256 then  -- bound the workers' caches
+          b.reset = true
+          w.has, w.nfn = {}, 0
+          b.defs = nil
+          -- every function of this batch must be sent again
+          for j = 1, i - 1 do
+            local fj = b[j][1]
+            if not w.has[fj] then
+              w.has[fj] = true
+              w.nfn = w.nfn + 1
+              b.defs = b.defs or {}
+              b.defs[fj] = self._fid_bytes[fj]
+            end
+          end
+        end
+        w.has[fid] = true
+        w.nfn = w.nfn + 1
+        b.defs = b.defs or {}
+        b.defs[fid] = self._fid_bytes[fid]
+      end
+    end
+    w.ch:send(b)
+  end
+end
+
+-- Queues a callback to run at the end of the current pool call.
+function Pool:_queue_callback(cb, value)
+  self._cb_tail = self._cb_tail + 1
+  self._callbacks[self._cb_tail] = {cb, value}
+end
+
+-- Runs the queued callbacks, in the order their results completed.  An
+-- error in a callback propagates to the pool call that ran it; the others
+-- stay queued for the next call.
+function Pool:_run_callbacks()
+  while self._cb_head <= self._cb_tail do
+    local e = self._callbacks[self._cb_head]
+    self._callbacks[self._cb_head] = nil
+    self._cb_head = self._cb_head + 1
+    e[1](e[2])
+  end
+end
+
+-- A worker answered: the oldest chunk it holds is done.
+function Pool:_on_answers(w, msgs)
+  for m = 1, #msgs do
+    local msg = msgs[m]
+    local h = w.qhead
+    local c, job = w.q[h], w.qjob[h]
+    w.q[h], w.qjob[h] = nil, nil
+    w.qhead = h + 1
+    local t = msg[3]
+    if t then
+      local ct = self._ct
+      self._ct = ct and (ct * 0.8 + t * 0.2) or t
+    end
+    if self._jobs[job._id] then job:_deliver(c[3], c[5], msg[1], msg[2]) end
+  end
+end
+
+local function describe_exit(code)
+  if code == nil then return "vanished" end
+  if code < 0 then
+    return string.format("was killed by signal %d (%s)", -code, signal_names[-code] or "?")
+  end
+  return string.format("exited with code %d", code)
+end
+
+-- A worker's sentinel fired: collect what it sent, fail the chunk it was
+-- running, hand its unstarted chunks to others, and replace it.
+function Pool:_on_exit(w)
+  while true do
+    local msgs, eof = w.ch:recv()
+    if msgs then self:_on_answers(w, msgs) end
+    if eof or not msgs then break end
+  end
+  w.proc:join(1)
+  local code = w.proc.exitcode
+  if code == nil then  -- the sentinel closed but the process lingers
+    w.proc:kill()
+    w.proc:join(1)
+    code = w.proc.exitcode
+  end
+  for i, x in ipairs(self._workers) do
+    if x == w then table.remove(self._workers, i) break end
+  end
+  M._live_channels[w.ch] = nil
+  w.ch:close()
+  pcall(w.proc.close, w.proc)
+  self:_rebuild_poll()
+  local h = w.qhead
+  if h <= w.qtail then
+    local c, job = w.q[h], w.qjob[h]
+    local first, n = c[3], c[5]
+    local how = describe_exit(code)
+    local errs = {}
+    for k = 1, n do
+      local idx = first + k - 1
+      local msg
+      if n == 1 then
+        msg = string.format("worker %s (pid %d) %s while running task %d", w.name, w.pid, how, idx)
+      else
+        msg = string.format("worker %s (pid %d) %s while running the chunk of tasks %d-%d (task %d)",
+                            w.name, w.pid, how, first, first + n - 1, idx)
+      end
+      errs[k] = errors.WorkerLostError(msg, {task = idx, worker = w.name, pid = w.pid, exitcode = code,
+                                             signal = code and code < 0 and -code or nil})
+    end
+    util.debug("worker " .. w.name .. " " .. how .. " with work in hand")
+    if self._jobs[job._id] then job:_deliver(first, n, {}, errs) end
+    -- unstarted chunks go first to the other workers, in order
+    local retry = {}
+    for i = h + 1, w.qtail do retry[#retry + 1] = {w.qjob[i], w.q[i]} end
+    for _, x in ipairs(self._retry) do retry[#retry + 1] = x end
+    self._retry = retry
+  end
+  if self._state ~= "TERMINATE" and (self._state == "RUN" or self:_has_work()) then
+    self:_start_worker()
+  end
+end
+
+-- True while some job is not complete or some chunk not sent.
+function Pool:_has_work()
+  return next(self._jobs) ~= nil or #self._retry > 0
+end
+
+-- Waits up to `timeout` seconds (nil: until something happens) for answers
+-- or worker deaths, handles them, and sends more chunks.  Returns false
+-- when there is nothing left to wait for (no worker holds a chunk).
+function Pool:_pump(timeout)
+  self:_dispatch()
+  local workers = self._workers
+  local busy = false
+  for i = 1, #workers do
+    local w = workers[i]
+    if w.qhead <= w.qtail or w.ch:pending() > 0 or w.quit then busy = true break end
+  end
+  if not busy and timeout ~= 0 then
+    if self._state == "TERMINATE" or #workers == 0 then return false end
+  end
+  local ready = core.pool_poll(self._poll_ch, self._poll_sen, busy and timeout or (timeout or 0.05),
+                                self._pids, self)
+  local dead
+  for _, i in ipairs(ready) do
+    if i > 0 then
+      local w = workers[i]
+      if w.ch:pending() > 0 then w.ch:flush() end
+      local msgs = w.ch:recv()
+      if msgs then self:_on_answers(w, msgs) end
+    else
+      dead = dead or {}
+      dead[#dead + 1] = workers[-i]
+    end
+  end
+  if dead then
+    for _, w in ipairs(dead) do self:_on_exit(w) end
+  end
+  self:_dispatch()
+  return true
+end
+
+-- Chunk producers -------------------------------------------------------
+
+-- A producer over a sequence (anything with # and [i]) or an iterator
+-- function; sets job._total when the input is exhausted.
+local function make_source(job, seq, chunksize, fid, star)
+  local pos = 0
+  if type(seq) == "function" then
+    local done = false
+    return function()
+      if done then return nil end
+      local items, n = {}, 0
+      while n < chunksize do
+        local v = seq()
+        if v == nil then
+          done = true
+          break
+        end
+        n = n + 1
+        items[n] = v
+      end
+      if n == 0 then
+        job._total = pos
+        job:_check_complete()
+        return nil
+      end
+      local c = {fid, star, pos + 1, items, n}
+      pos = pos + n
+      if done then
+        job._total = pos
+      end
+      return c
+    end
+  end
+  local len = #seq
+  return function()
+    if pos >= len then return nil end
+    local n = math.min(chunksize, len - pos)
+    local items = table.move(seq, pos + 1, pos + n, 1, {})
+    local c = {fid, star, pos + 1, items, n}
+    pos = pos + n
+    return c
+  end
+end
+
+local function check_sequence(seq, fname, argn, allow_function)
+  local t = type(seq)
+  if t == "table" then return end
+  if allow_function and t == "function" then return end
+  local mt = getmetatable(seq)
+  if mt and mt.__len and mt.__index then return end
+  error(string.format("bad argument #%d to '%s' (%s expected, got %s)", argn, fname,
+                      allow_function and "table or iterator function" or "table", t), 3)
+end
+
+local function check_chunksize(cs, fname, argn)
+  if cs ~= nil and (math.type(cs) ~= "integer" or cs < 1) then
+    error(string.format("bad argument #%d to '%s' (chunksize must be a positive integer)", argn, fname), 3)
+  end
+end
+
+function IMapIterator:_check_complete()
+  if self._total and self._arrived >= self._total then self._pool._jobs[self._id] = nil end
+end
+function MapResult:_check_complete() end
+function AsyncResult:_check_complete() end
+
+-- The map family ---------------------------------------------------------
+
+function Pool:_map_async(fname, f, seq, chunksize, callback, error_callback, star)
+  self:_check_running(fname)
+  check_callable(f, fname, 1)
+  check_sequence(seq, fname, 2, false)
+  check_chunksize(chunksize, fname, 3)
+  opt_callable(callback, fname, 4)
+  opt_callable(error_callback, fname, 5)
+  local len = #seq
+  if chunksize == nil then
+    local extra
+    chunksize, extra = len // (4 * self._processes), len % (4 * self._processes)
+    if extra ~= 0 then chunksize = chunksize + 1 end
+    if chunksize < 1 then chunksize = 1 end
+  end
+  local job = MapResult(self, callback, error_callback)
+  job._out = {}
+  job._left = len
+  job._total = len
+  local e = self:_fid(f)
+  self._fid_bytes = self._fid_bytes or {}
+  self._fid_bytes[e[1]] = e[2]
+  job._produce = make_source(job, seq, chunksize, e[1], star)
+  if len == 0 then
+    job._id = -1
+    self._jobs[-1] = job
+    job:_finish(true, {})
+    return job
+  end
+  return self:_submit(job)
+end
+
+function Pool:map_async(f, seq, chunksize, callback, error_callback)
+  return self:_map_async("map_async", f, seq, chunksize, callback, error_callback, false)
+end
+
+function Pool:starmap_async(f, seq, chunksize, callback, error_callback)
+  return self:_map_async("starmap_async", f, seq, chunksize, callback, error_callback, true)
+end
+
+function Pool:map(f, seq, chunksize)
+  local r = self:_map_async("map", f, seq, chunksize, nil, nil, false)
+  return r:get()
+end
+
+function Pool:starmap(f, seq, chunksize)
+  local r = self:_map_async("starmap", f, seq, chunksize, nil, nil, true)
+  return r:get()
+end
+
+function Pool:apply_async(f, args, callback, error_callback)
+  self:_check_running("apply_async")
+  check_callable(f, "apply_async", 1)
+  if args ~= nil and type(args) ~= "table" then
+    error("bad argument #2 to 'apply_async' (table expected, got " .. type(args) .. ")", 2)
+  end
+  opt_callable(callback, "apply_async", 3)
+  opt_callable(error_callback, "apply_async", 4)
+  local job = AsyncResult(self, callback, error_callback)
+  local e = self:_fid(f)
+  self._fid_bytes = self._fid_bytes or {}
+  self._fid_bytes[e[1]] = e[2]
+  local c = {e[1], true, 1, {args or {}}, 1}
+  job._produce = function()
+    local x = c
+    c = nil
+    return x
+  end
+  return self:_submit(job)
+end
+
+function Pool:apply(f, args)
+  self:_check_running("apply")
+  return self:apply_async(f, args):get()
+end
+
+function Pool:_imap(fname, f, seq, chunksize, unordered)
+  self:_check_running(fname)
+  check_callable(f, fname, 1)
+  check_sequence(seq, fname, 2, true)
+  check_chunksize(chunksize, fname, 3)
+  local it = setmetatable({_pool = self, _have = {}, _values = {}, _taken = 0, _arrived = 0, _order_n = 0,
+                           _order = unordered and {} or nil}, IMapIterator)
+  if type(seq) ~= "function" then it._total = #seq end
+  local e = self:_fid(f)
+  self._fid_bytes = self._fid_bytes or {}
+  self._fid_bytes[e[1]] = e[2]
+  it._produce = make_source(it, seq, chunksize or 1, e[1], false)
+  self:_submit(it)
+  it:_check_complete()
+  return it
+end
+
+function Pool:imap(f, seq, chunksize)
+  return self:_imap("imap", f, seq, chunksize, false)
+end
+
+function Pool:imap_unordered(f, seq, chunksize)
+  return self:_imap("imap_unordered", f, seq, chunksize, true)
+end
+
+-- Life cycle --------------------------------------------------------------
+
+-- No new tasks; the workers finish the submitted ones and then exit.
+function Pool:close()
+  self:_check_owner("close")
+  if self._state == "RUN" then self._state = "CLOSE" end
+end
+
+-- Stops the workers now.  Tasks not finished fail (get raises
+-- ProcessError) instead of waiting forever.
+function Pool:terminate()
+  self:_check_owner("terminate")
+  if self._state == "TERMINATE" then return end
+  self._state = "TERMINATE"
+  util.debug("terminating pool")
+  local workers = self._workers
+  for _, w in ipairs(workers) do pcall(w.proc.terminate, w.proc) end
+  local deadline = monotonic() + 1
+  for _, w in ipairs(workers) do
+    pcall(w.proc.join, w.proc, math.max(deadline - monotonic(), 0))
+    if w.proc.exitcode == nil then
+      pcall(w.proc.kill, w.proc)
+      pcall(w.proc.join, w.proc, 1)
+    end
+    M._live_channels[w.ch] = nil
+    w.ch:close()
+    pcall(w.proc.close, w.proc)
+  end
+  self._workers = {}
+  self:_rebuild_poll()
+  self._retry = {}
+  self._feed, self._feed_head, self._feed_tail = {}, 1, 0
+  local jobs = self._jobs
+  self._jobs = {}
+  for _, job in pairs(jobs) do
+    local err = errors.ProcessError("the pool was terminated before the task finished")
+    if getmetatable(job) == IMapIterator then
+      job._terminated = err
+      job._total = job._total or (job._arrived + 0)
+      for i = 1, job._total do
+        if job._have[i] == nil then
+          job._have[i] = "err"
+          job._values[i] = err
+          if job._order then
+            job._order_n = job._order_n + 1
+            job._order[job._order_n] = i
+          end
+        end
+      end
+    elseif not job._ready then
+      job._ready, job._ok, job._value = true, false, err
+    end
+  end
+end
+
+-- Waits for the workers to exit (after close() or terminate()).  After
+-- close(), every submitted task completes and every callback has run.
+function Pool:join(timeout)
+  self:_check_owner("join")
+  if self._state == "RUN" then error("join: Pool is still running (call close() or terminate() first)", 2) end
+  if self._state == "CLOSE" then
+    -- Finish the work, then tell the workers to leave.
+    while self:_has_work() or self._feed_head <= self._feed_tail do
+      if not self:_pump(nil) then
+        if #self._workers == 0 then break end
+      end
+    end
+    self:_run_callbacks()
+    for _, w in ipairs(self._workers) do
+      if not w.quit then
+        w.quit = true
+        w.ch:send(false)
+      end
+    end
+    while #self._workers > 0 do
+      local ready = core.pool_poll(self._poll_ch, self._poll_sen, 1, self._pids, self)
+      local dead = {}
+      for _, i in ipairs(ready) do
+        local w = self._workers[i < 0 and -i or i]
+        if i > 0 then
+          if w.ch:pending() > 0 then w.ch:flush() end
+          w.ch:recv()
+        else
+          dead[#dead + 1] = w
+        end
+      end
+      for _, w in ipairs(dead) do
+        w.proc:join(1)
+        if w.proc.exitcode == nil then w.proc:kill() w.proc:join(1) end
+        for i, x in ipairs(self._workers) do
+          if x == w then table.remove(self._workers, i) break end
+        end
+        M._live_channels[w.ch] = nil
+        w.ch:close()
+        pcall(w.proc.close, w.proc)
+        self:_rebuild_poll()
+      end
+    end
+    self._state = "CLOSED"
+  end
+  self:_run_callbacks()
+end
+
+-- <close> terminates, as Python's __exit__.
+Pool.__close = function(self)
+  if core.getpid() == self._owner then self:terminate() end
+end
+
+Pool.__gc = function(self)
+  if core.getpid() == self._owner and self._state ~= "TERMINATE" and self._state ~= "CLOSED" then
+    pcall(self.terminate, self)
+  end
+end
+
+Pool.__tostring = function(self)
+  local state = ({RUN = "RUN", CLOSE = "CLOSE", CLOSED = "CLOSE", TERMINATE = "TERMINATE"})[self._state]
+  return string.format("<multiprocessing.pool.Pool state=%s pool_size=%d>", state, self._processes)
+end
+
+-- The pool's worker processes (pids), for tests and tools.
+function Pool:_worker_pids()
+  local t = {}
+  for i, w in ipairs(self._workers) do t[i] = w.pid end
+  return t
+end
+
+return M
