@@ -678,6 +678,47 @@ function Barrier:__repr__()
 end
 Barrier.exposed = {"wait", "reset", "abort", "__getattribute__", "__repr__"}
 
+---------------------------------------------------------------------------
+-- Pool: a pool owned by the server process (m:Pool(n)).  The *_async
+-- methods and imap return the pool's own result objects, which the server
+-- keeps as referents (method_to_typeid); their waits are polled
+-- (managers.lua, "outside").  The blocking methods wait cooperatively.
+
+local ManagedPool = class.new("ManagedPool")
+M.ManagedPool = ManagedPool
+function ManagedPool:new(...)
+  local mp = require "multiprocessing"
+  return setmetatable({pool = mp.Pool(...)}, self)
+end
+for _, name in ipairs {"apply_async", "map_async", "starmap_async", "imap", "imap_unordered", "close",
+                       "terminate"} do
+  ManagedPool[name] = function(self, ...) return self.pool[name](self.pool, ...) end
+end
+local function result_of(r)
+  M.wait_until(function() return r:ready() end)
+  return r:get(0)
+end
+function ManagedPool:apply(f, args) return result_of(self.pool:apply_async(f, args)) end
+function ManagedPool:map(f, seq, chunksize) return result_of(self.pool:map_async(f, seq, chunksize)) end
+function ManagedPool:starmap(f, seq, chunksize) return result_of(self.pool:starmap_async(f, seq, chunksize)) end
+-- join(): after close(), the submitted work finishes (polled), then the
+-- workers are joined.
+function ManagedPool:join()
+  local pool = self.pool
+  if pool._state == "CLOSE" then
+    M.wait_until(function()
+      pool:_pump(0)
+      return not pool:_has_work() and pool._feed_head > pool._feed_tail
+    end)
+  end
+  return pool:join()
+end
+function ManagedPool:__repr__() return tostring(self.pool) end
+ManagedPool.exposed = {"apply", "apply_async", "map", "map_async", "starmap", "starmap_async", "imap",
+                       "imap_unordered", "close", "terminate", "join", "__repr__"}
+ManagedPool.method_to_typeid = {apply_async = "AsyncResult", map_async = "AsyncResult",
+                                starmap_async = "AsyncResult", imap = "Iterator", imap_unordered = "Iterator"}
+
 -- True for the classes defined here (they wait cooperatively themselves).
 function M.is_server_type(mt)
   return mt == Dict or mt == List or mt == Namespace or mt == Value or mt == Array or mt == Queue
@@ -708,8 +749,14 @@ M.builtin = {
   Event = {make = function() return Event:new() end, exposed = Event.exposed, proxy = "EventProxy"},
   Barrier = {make = function(n, a, t) return Barrier:new(n, a, t) end, exposed = Barrier.exposed,
              proxy = "BarrierProxy"},
+  Pool = {make = function(...) return ManagedPool:new(...) end, exposed = ManagedPool.exposed,
+          method_to_typeid = ManagedPool.method_to_typeid, proxy = "PoolProxy"},
+  AsyncResult = {exposed = {"get", "wait", "ready", "successful"}, proxy = "AsyncResultProxy",
+                 no_create = true},
+  Iterator = {exposed = {"next"}, proxy = "IteratorProxy", no_create = true},
 }
 M.builtin_order = {"dict", "list", "Namespace", "Value", "Array", "Queue", "JoinableQueue", "Lock", "RLock",
-                   "Semaphore", "BoundedSemaphore", "Condition", "Event", "Barrier"}
+                   "Semaphore", "BoundedSemaphore", "Condition", "Event", "Barrier", "Pool", "AsyncResult",
+                   "Iterator"}
 
 return M

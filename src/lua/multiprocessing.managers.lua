@@ -607,6 +607,25 @@ function BarrierProxy.__getattr(self, k)
   return nil
 end
 
+-- PoolProxy: m:Pool(n), a pool owned by the server.  The *_async methods
+-- return AsyncResult proxies, imap/imap_unordered iterator proxies.
+local PoolProxy = builtin_class("PoolProxy", BaseProxy:extend("PoolProxy"))
+M.PoolProxy = PoolProxy
+for _, name in ipairs {"apply", "apply_async", "map", "map_async", "starmap", "starmap_async", "imap",
+                       "imap_unordered", "close", "terminate", "join"} do
+  PoolProxy[name] = forward(name)
+end
+function PoolProxy.__close(self) pcall(self._callmethod, self, "terminate") end
+
+local AsyncResultProxy = builtin_class("AsyncResultProxy", BaseProxy:extend("AsyncResultProxy"))
+M.AsyncResultProxy = AsyncResultProxy
+for _, name in ipairs {"get", "wait", "ready", "successful"} do AsyncResultProxy[name] = forward(name) end
+
+local IteratorProxy = builtin_class("IteratorProxy", BaseProxy:extend("IteratorProxy"))
+M.IteratorProxy = IteratorProxy
+IteratorProxy.next = forward("next")
+function IteratorProxy.__call(self) return self:_callmethod("next") end
+
 ---------------------------------------------------------------------------
 -- The server.
 
@@ -812,6 +831,20 @@ function outside.wait(obj, args)
   return nil
 end
 
+function outside.next(obj, args)
+  local pool = package.loaded["multiprocessing.pool"]
+  if not (pool and class.isinstance(obj, pool.IMapIterator)) then return nil end
+  local v
+  local got = types.wait_until(function()
+    local ok, r = pcall(obj.next, obj, 0)
+    if ok then v = r return true end
+    if not is_error(r, errors.TimeoutError) then error(r, 0) end
+    return false
+  end, args[1])
+  if not got then error(errors.TimeoutError(""), 0) end
+  return true, v
+end
+
 local function call_outside(obj, name, args)
   local adapter = outside[name]
   if adapter == nil then return nil end
@@ -864,7 +897,7 @@ function Server:_spec_of(typeid)
   local spec = self.registry[typeid]
   if spec and spec.builtin then
     local b = types.builtin[spec.builtin]
-    return {builtin = true, exposed = b.exposed, make = b.make}
+    return {builtin = true, exposed = b.exposed, make = b.make, method_to_typeid = b.method_to_typeid}
   end
   return spec
 end
@@ -1125,6 +1158,9 @@ end
 -- The body of a manager's server process (the target of its Process).
 function M._server_main(registry, address, authkey, writer, initializer, initargs)
   core.ignore_sigint()
+  -- The server is started as a daemon (it dies with its owner) but may
+  -- start children of its own: the workers of m:Pool().
+  rawset(process.current_process(), "_daemon", false)
   if initializer then initializer(unpack(initargs or {}, 1, (initargs or {}).n or #(initargs or {}))) end
   local server = M.Server:new(registry, address, authkey)
   util.info("manager serving at " .. repr(server.address))
@@ -1415,7 +1451,7 @@ local SyncManager = BaseManager:extend("SyncManager")
 M.SyncManager = SyncManager
 builtin_managers.SyncManager = SyncManager
 for _, typeid in ipairs(types.builtin_order) do
-  SyncManager.register(typeid, nil, {})
+  SyncManager.register(typeid, nil, {create_method = not types.builtin[typeid].no_create})
   SyncManager._registry[typeid].builtin = typeid
 end
 -- Python's names for the two plain containers.
