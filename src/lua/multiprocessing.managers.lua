@@ -1047,6 +1047,17 @@ function Server:_drop_client(client)
   for i, c in ipairs(self.waitlist) do
     if c == client.conn then table.remove(self.waitlist, i) break end
   end
+  -- A process that died holding a managed lock would leave it locked for
+  -- ever: the server knows the holder, so the lock is freed (DESIGN.md:
+  -- survivors must be able to go on).
+  for _, o in pairs(self.objects) do
+    local obj = o.obj
+    local mt = type(obj) == "table" and getmetatable(obj)
+    if (mt == types.Lock or mt == types.RLock) and obj.owner == client and obj.count > 0 then
+      util.info(string.format("manager: releasing a %s held by %s, which is gone", mt.__name, client.name))
+      obj.owner, obj.count = nil, 0
+    end
+  end
   for id, n in pairs(client.refs) do
     for _ = 1, n do self:_decref(client, id) end
   end

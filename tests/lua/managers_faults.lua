@@ -37,6 +37,19 @@ do
   q:put("still works"); check(q:get(true, 5) == "still works")
   d.x = 1
 
+  -- A process killed while holding a managed lock: the lock is freed.
+  local lock = m:Lock()
+  local holding = m:Event()
+  local holder = mp.Process{target = function(lock, holding)
+    lock:acquire(); holding:set(); os.sleep(30)
+  end, args = {lock, holding}}
+  holder:start()
+  check(holding:wait(10))
+  check(not lock:acquire(false), "held by the child")
+  holder:kill(); holder:join(5)
+  check(lock:acquire(true, 5), "freed when its holder died")
+  lock:release()
+
   -- Garbage, after a correct handshake and without one.
   local c = mp.connection.Client(m.address, {authkey = m.authkey})
   c:send_bytes("this is not a codec message")
