@@ -584,11 +584,16 @@ function Condition:wait(timeout)
   if not self.lock:_is_owned() then error("cannot wait on un-acquired lock", 0) end
   local w = {notified = false}
   self.waiters[#self.waiters + 1] = w
+  -- Leaving without a notification (timeout, or a caller that went away:
+  -- the server closes its coroutine) takes the waiter off the list, so no
+  -- later notify is spent on it.
+  local _ <close> = setmetatable({}, {__close = function()
+    if not w.notified then
+      for i, x in ipairs(self.waiters) do if x == w then table.remove(self.waiters, i) break end end
+    end
+  end})
   local saved = self.lock:_release_save()
   local ok = M.block_until(function() return w.notified end, timeout)
-  if not ok then
-    for i, x in ipairs(self.waiters) do if x == w then table.remove(self.waiters, i) break end end
-  end
   self.lock:_acquire_restore(saved)
   return ok
 end
@@ -635,6 +640,15 @@ function Barrier:wait(timeout)
   if self.state < 0 then error(broken_error(), 0) end
   local index = self.count
   self.count = self.count + 1
+  -- A waiter whose caller went away (its coroutine is closed by the server)
+  -- breaks the barrier, as an interrupted thread does in Python.
+  local finished = false
+  local _ <close> = setmetatable({}, {__close = function()
+    if not finished then
+      self.count = self.count - 1
+      self.state = -2
+    end
+  end})
   local ok, err = pcall(function()
     if index + 1 == self.parties then
       if self.action then
@@ -653,6 +667,7 @@ function Barrier:wait(timeout)
       if self.state < 0 then error(broken_error(), 0) end
     end
   end)
+  finished = true
   self.count = self.count - 1
   if self.count == 0 and (self.state == -1 or self.state == 1) then self.state = 0 end
   if not ok then error(err, 0) end

@@ -981,6 +981,10 @@ function Server:_retry_parked()
     for _, job in ipairs(list) do
       if not job.cancelled and not job.client.dropped then
         if self:_step(job) then progress = true end
+      else
+        -- Abandoned: unwind it, so the object it waited on is left tidy.
+        pcall(coroutine.close, job.co)
+        progress = true
       end
     end
   end

@@ -50,6 +50,33 @@ do
   check(lock:acquire(true, 5), "freed when its holder died")
   lock:release()
 
+  -- A process killed while waiting on a Condition does not eat a later
+  -- notify; one killed in a Barrier's wait breaks the barrier.
+  local cond, started2 = m:Condition(), m:Event()
+  local cvictim = mp.Process{target = function(cond, s) cond:acquire(); s:set(); cond:wait() end,
+                             args = {cond, started2}}
+  cvictim:start(); check(started2:wait(10))
+  os.sleep(0.1)
+  cvictim:kill(); cvictim:join(5)
+  local rr, ww = mp.Pipe(false)
+  local ready2 = m:Event()
+  local cwaiter = mp.Process{target = function(cond, s, w) cond:acquire(); s:set(); w:send(cond:wait(10)); cond:release() end,
+                             args = {cond, ready2, ww}}
+  cwaiter:start(); check(ready2:wait(10))
+  os.sleep(0.1)
+  cond:acquire(); cond:notify(); cond:release()
+  check(rr:poll(10) and rr:recv() == true, "the live waiter got the notify")
+  cwaiter:join(10)
+  local bar = m:Barrier(2)
+  local bvictim = mp.Process{target = function(b) b:wait() end, args = {bar}}
+  bvictim:start()
+  t0 = os.monotonic()
+  while bar.n_waiting < 1 and os.monotonic() - t0 < 5 do os.sleep(0.01) end
+  bvictim:kill(); bvictim:join(5)
+  t0 = os.monotonic()
+  while not bar.broken and os.monotonic() - t0 < 5 do os.sleep(0.01) end
+  check(bar.broken and bar.n_waiting == 0, "a dead waiter breaks the barrier")
+
   -- Garbage, after a correct handshake and without one.
   local c = mp.connection.Client(m.address, {authkey = m.authkey})
   c:send_bytes("this is not a codec message")
