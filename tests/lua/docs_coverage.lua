@@ -22,23 +22,21 @@ local skip = {
 -- allowed to lack a section for now, and noted on every run (an entry that
 -- is documented is noted too: delete it then).
 local pending = {
-  -- The Pool merged without its page; listed so the gate keeps guarding
-  -- everything else until docs/api/pool.md lands (delete these then).
-  ["mp.Pool"] = "pool page (docs/api/pool.md) not written yet",
-  ["mp.pool.AsyncResult"] = "pool page (docs/api/pool.md) not written yet",
-  ["AsyncResult:get"] = "pool page (docs/api/pool.md) not written yet",
-  ["AsyncResult:ready"] = "pool page (docs/api/pool.md) not written yet",
-  ["AsyncResult:successful"] = "pool page (docs/api/pool.md) not written yet",
-  ["AsyncResult:wait"] = "pool page (docs/api/pool.md) not written yet",
-  ["mp.pool.IMapIterator"] = "pool page (docs/api/pool.md) not written yet",
-  ["IMapIterator:next"] = "pool page (docs/api/pool.md) not written yet",
-  ["mp.pool.MapResult"] = "pool page (docs/api/pool.md) not written yet",
-  ["PoolChannel:close"] = "pool page (docs/api/pool.md) not written yet",
-  ["PoolChannel:fileno"] = "pool page (docs/api/pool.md) not written yet",
-  ["PoolChannel:flush"] = "pool page (docs/api/pool.md) not written yet",
-  ["PoolChannel:pending"] = "pool page (docs/api/pool.md) not written yet",
-  ["PoolChannel:recv"] = "pool page (docs/api/pool.md) not written yet",
-  ["PoolChannel:send"] = "pool page (docs/api/pool.md) not written yet",
+  ["mp.Pool"] = "pool page (docs/api/pool.md) being written",
+  ["mp.pool.AsyncResult"] = "pool page (docs/api/pool.md) being written",
+  ["AsyncResult:get"] = "pool page (docs/api/pool.md) being written",
+  ["AsyncResult:ready"] = "pool page (docs/api/pool.md) being written",
+  ["AsyncResult:successful"] = "pool page (docs/api/pool.md) being written",
+  ["AsyncResult:wait"] = "pool page (docs/api/pool.md) being written",
+  ["mp.pool.IMapIterator"] = "pool page (docs/api/pool.md) being written",
+  ["IMapIterator:next"] = "pool page (docs/api/pool.md) being written",
+  ["mp.pool.MapResult"] = "pool page (docs/api/pool.md) being written",
+  ["PoolChannel:close"] = "pool page (docs/api/pool.md) being written",
+  ["PoolChannel:fileno"] = "pool page (docs/api/pool.md) being written",
+  ["PoolChannel:flush"] = "pool page (docs/api/pool.md) being written",
+  ["PoolChannel:pending"] = "pool page (docs/api/pool.md) being written",
+  ["PoolChannel:recv"] = "pool page (docs/api/pool.md) being written",
+  ["PoolChannel:send"] = "pool page (docs/api/pool.md) being written",
 }
 -- Documented "mp." names that are not values of mp on purpose.
 local skip_documented = {}
