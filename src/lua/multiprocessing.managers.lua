@@ -1229,8 +1229,10 @@ local function register_into(cls, typeid, callable, opts)
     error("bad argument 'proxytype' to 'register' (a BaseProxy:extend() class expected)", 3)
   end
   local exposed = opts.exposed
-  if exposed == nil and proxytype ~= nil then exposed = rawget(proxytype, "_exposed_") end
-  cls._registry[typeid] = {callable = callable, exposed = exposed, method_to_typeid = opts.method_to_typeid,
+  if exposed == nil and proxytype ~= nil then exposed = proxytype._exposed_ end
+  local m2t = opts.method_to_typeid
+  if m2t == nil and proxytype ~= nil then m2t = proxytype._method_to_typeid_ end
+  cls._registry[typeid] = {callable = callable, exposed = exposed, method_to_typeid = m2t,
                            proxytype = proxytype, create_method = opts.create_method}
   if opts.create_method ~= false then
     rawset(cls, typeid, function(self, ...) return self:_create(typeid, ...) end)
