@@ -1425,6 +1425,7 @@ function BaseManager:shutdown()
     p:join(1.0)
     if p:is_alive() then p:terminate(); p:join(1.0) end
     if p:is_alive() then p:kill(); p:join() end
+    p:close()  -- its sentinel fd
   end
   drop_entry(self.address)
   self._state = "shutdown"

@@ -17,6 +17,25 @@ local function raises(cls, f, ...)
   return err
 end
 
+-- Open sockets of this process: manager connections.  (Under forkserver a
+-- Process sentinel is a socket too, kept until the Process object is
+-- closed, so only fork and spawn are checked.)
+local function fd_count()
+  if mp.get_start_method() == "forkserver" then return 0 end
+  local n = 0
+  local pipe = io.popen("ls -l /proc/" .. os.getpid() .. "/fd")
+  for line in pipe:lines() do
+    if line:find("socket:", 1, true) then n = n + 1 end
+  end
+  pipe:close()
+  return n
+end
+do  -- start a child first: the fork server (forkserver method) keeps its sockets
+  local warm = mp.Process{target = function() end}
+  warm:start(); warm:join(); warm:close()
+end
+local fds_before = fd_count()
+
 local server_pid
 do
   local m <close> = mp.Manager()
@@ -255,4 +274,6 @@ end
 for _, p in ipairs(mp.active_children()) do check(p.pid ~= server_pid, "server still a child") end
 local ok = os.execute("kill -0 " .. server_pid .. " 2>/dev/null")
 check(not ok, "server process still exists")
+collectgarbage(); collectgarbage()
+check(fd_count() == fds_before, "sockets back to the baseline: " .. fd_count() .. " vs " .. fds_before)
 print("managers ok", mp.get_start_method())

@@ -15,6 +15,25 @@ end
 managers.Server.write_timeout = 0.5
 managers.Server.read_timeout = 0.5
 
+-- Open sockets of this process: manager connections.  (Under forkserver a
+-- Process sentinel is a socket too, kept until the Process object is
+-- closed, so only fork and spawn are checked.)
+local function fd_count()
+  if mp.get_start_method() == "forkserver" then return 0 end
+  local n = 0
+  local pipe = io.popen("ls -l /proc/" .. os.getpid() .. "/fd")
+  for line in pipe:lines() do
+    if line:find("socket:", 1, true) then n = n + 1 end
+  end
+  pipe:close()
+  return n
+end
+do  -- start a child first: the fork server (forkserver method) keeps its sockets
+  local warm = mp.Process{target = function() end}
+  warm:start(); warm:join(); warm:close()
+end
+local fds_before = fd_count()
+
 local server_pid
 do
   local m <close> = mp.Manager()
@@ -170,4 +189,6 @@ do
   check(not ok and mp.isinstance(err, mp.RemoteError), tostring(err))
 end
 check(#mp.active_children() == 0, "no children left")
+collectgarbage(); collectgarbage()
+check(fd_count() == fds_before, "sockets back to the baseline: " .. fd_count() .. " vs " .. fds_before)
 print("managers_faults ok")
