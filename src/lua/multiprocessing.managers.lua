@@ -1441,7 +1441,7 @@ function BaseManager:shutdown_server()
 end
 
 function BaseManager:join(timeout)
-  if self._process then self._process:join(timeout) end
+  if self._process and self._state ~= "shutdown" then self._process:join(timeout) end
 end
 
 BaseManager.__close = BaseManager.shutdown
