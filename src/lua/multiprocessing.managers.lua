@@ -77,7 +77,8 @@ local function entry_for(address, authkey)
   local key = entry_key(address, authkey)
   local e = entries[key]
   if e == nil or e.pid ~= mypid() or e.broken then
-    e = {key = key, address = address, authkey = authkey, pid = mypid(), seq = 0, adopt = {}, inc = {}, dec = {}}
+    e = {key = key, address = address, authkey = authkey, pid = mypid(), seq = 0, adopt = {}, inc = {}, dec = {},
+         live = setmetatable({}, {__mode = "k"})}  -- proxies holding a reference on this connection
     entries[key] = e
   end
   return e
@@ -122,9 +123,40 @@ local function break_entry(e, keep_open)
   end
 end
 
+local request
+
+-- After an interrupted call, the connection is in an unknown state (a
+-- reply may still come; the server may still run the call, e.g. a parked
+-- get that would swallow the next item).  A new connection takes over: the
+-- live proxies' references are taken again on it, and only once the server
+-- has answered is the old one closed, which cancels what it had parked and
+-- drops its references.
+local function migrate(e)
+  break_entry(e, true)
+  local ne = entry_for(e.address, e.authkey)
+  for p in pairs(e.live) do
+    if rawget(p, "_holder") == e then
+      ne.inc[#ne.inc + 1] = rawget(p, "_token")[2]
+      rawset(p, "_holder", ne)
+      ne.live[p] = true
+    end
+  end
+  for _, id in ipairs(e.adopt) do ne.adopt[#ne.adopt + 1] = id end
+  -- The same request takes the references (first) and has the server drop
+  -- the old connection (its parked call is cancelled there and then).
+  local ok = pcall(request, ne, {"ping", drop = e.cid})
+  for i, c in ipairs(graveyard) do
+    if c == e.conn then
+      table.remove(graveyard, i)
+      if ok then pcall(c.close, c) end  -- else keep it: the references stay safe
+      break
+    end
+  end
+end
+
 -- Sends `req` on entry e and returns the reply table (reply[1] is true), or
 -- raises: the referent's own error, RemoteError for the server's failures.
-local function request(e, req)
+function request(e, req)
   local conn = connect(e)
   local seq = e.seq + 1
   e.seq = seq
@@ -160,7 +192,7 @@ local function request(e, req)
   if not ok then
     local err = got
     if err == "interrupted!" or (type(err) == "string" and err:find("interrupted!", 1, true)) then
-      break_entry(e, true)
+      migrate(e)
       error(err, 0)
     end
     break_entry(e, false)
@@ -170,6 +202,7 @@ local function request(e, req)
     break_entry(e, false)
     error(remote_error("the manager at " .. repr(e.address) .. " closed the connection (is it shut down?)"), 0)
   end
+  if reply.cid then e.cid = reply.cid end
   if reply[1] == true then return reply end
   if reply[3] == "remote" then error(remote_error(reply[2]), 0) end
   error(reply[2], 0)
@@ -338,8 +371,10 @@ end
 -- `holder`: the entry on which this process holds its reference (nil: none
 -- yet, taken at the first call).
 local function new_proxy(cls, tok, authkey, holder, manager)
-  local p = {_class = cls, _token = tok, _authkey = authkey, _holder = holder, _manager = manager}
-  return setmetatable(p, Proxy)
+  local p = setmetatable({_class = cls, _token = tok, _authkey = authkey, _holder = holder, _manager = manager},
+                         Proxy)
+  if holder then holder.live[p] = true end
+  return p
 end
 
 -- proxy:_callmethod(name [, args]): calls method `name` of the referent with
@@ -358,6 +393,7 @@ function BaseProxy:_callmethod(name, args)
   if rawget(self, "_holder") ~= e then  -- first use in this process (or after a reconnect)
     e.inc[#e.inc + 1] = tok[2]
     rawset(self, "_holder", e)
+    e.live[self] = true
   end
   local reply = request(e, {"call", tok[2], name, args or {n = 0}})
   local t = reply.tok
@@ -403,6 +439,7 @@ function Proxy.__reduce(self)
     if rawget(self, "_holder") ~= e then
       e.inc[#e.inc + 1] = tok[2]
       rawset(self, "_holder", e)
+      e.live[self] = true
     end
     request(e, {"pending", tok[2]})
   end
@@ -421,6 +458,7 @@ function Proxy.__rebuild(t)
     local e = entry_for(t[3], t[4])
     e.adopt[#e.adopt + 1] = t[2]
     rawset(p, "_holder", e)
+    e.live[p] = true
   end
   return p
 end
@@ -656,7 +694,8 @@ function Server:new(registry, address, authkey)
   s.ids_by_obj = {}       -- referent -> id (the same object registered twice keeps its id)
   s.next_id = 0
   s.pending = {}          -- id -> references in transit
-  s.clients = {}          -- conn -> client {conn, refs = {id -> n}, pid}
+  s.clients = {}          -- conn -> client {conn, refs = {id -> n}, pid, name, cid}
+  s.by_cid = {}           -- connection id -> client
   s.waitlist = {s.listener}
   s.parked = {}
   s.local_owner = {refs = {}, name = "server"}
@@ -919,6 +958,10 @@ end
 function Server:_reply(client, rep, seq)
   if client.dropped then return end
   rep.s = seq
+  if not client.cid_sent then  -- the first reply tells the client its connection's id
+    rep.cid = client.cid
+    client.cid_sent = true
+  end
   local ok, payload = pcall(core.dumps, rep)
   if not ok then
     payload = core.dumps({false, "cannot send the result back: " .. tostring(payload), "remote", s = seq})
@@ -1015,6 +1058,10 @@ function Server:_handle(client, req)
   if list then for _, id in ipairs(ids(list)) do self:_incref(client, id) end end
   list = req.dec
   if list then for _, id in ipairs(ids(list)) do self:_decref(client, id) end end
+  -- A client replacing its interrupted connection (migrate): drop the old
+  -- one now, after this request's references were taken.
+  local old = type(req.drop) == "string" and self.by_cid[req.drop]
+  if old and old ~= client then self:_drop_client(old) end
   if type(req.who) == "table" then
     client.pid, client.name = req.who[1], tostring(req.who[2])
   end
@@ -1048,6 +1095,7 @@ function Server:_drop_client(client)
   if client.dropped then return end
   client.dropped = true
   self.clients[client.conn] = nil
+  self.by_cid[client.cid] = nil
   for i, c in ipairs(self.waitlist) do
     if c == client.conn then table.remove(self.waitlist, i) break end
   end
@@ -1075,7 +1123,9 @@ function Server:_accept()
     return
   end
   self.client_counter = (self.client_counter or 0) + 1
-  local client = {conn = conn, refs = {}, name = "client-" .. self.client_counter}
+  local client = {conn = conn, refs = {}, name = "client-" .. self.client_counter,
+                  cid = self.client_counter .. "-" .. core.random_bytes(8)}
+  self.by_cid[client.cid] = client
   self.clients[conn] = client
   self.waitlist[#self.waitlist + 1] = conn
 end

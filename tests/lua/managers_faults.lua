@@ -56,6 +56,27 @@ do
   q:put("still works"); check(q:get(true, 5) == "still works")
   d.x = 1
 
+  -- A call interrupted (Ctrl-C) while parked: the process moves to a new
+  -- connection, keeps its objects, and the abandoned get is cancelled (it
+  -- must not swallow the next item).  The interrupt is simulated: the
+  -- request is sent, then "interrupted!" raised as the native wait would.
+  do
+    local real = core.manager_call
+    local iq = m:Queue()
+    core.manager_call = function(conn, payload)
+      core.manager_call = real
+      core.manager_send(conn, payload)
+      error("interrupted!", 0)
+    end
+    local ok_i, err_i = pcall(iq.get, iq)
+    core.manager_call = real
+    check(not ok_i and err_i == "interrupted!", tostring(err_i))
+    check(select(2, m:_debug_info()) == 0, "the abandoned get was cancelled")
+    iq:put("item")
+    check(iq:get(true, 5) == "item", "the next item is not swallowed")
+    check(d.x == 1, "objects kept across the reconnect")
+  end
+
   -- A process killed while holding a managed lock: the lock is freed.
   local lock = m:Lock()
   local holding = m:Event()
