@@ -8,11 +8,13 @@
 --
 -- Wire protocol (one request, one reply, on a Listener/Client socket; the
 -- framing and deadlines are core.manager_send/recv/call):
---   request  {op, a, b, c, s = seq, adopt = {ids}, inc = {ids}, dec = {ids}}
+--   request  {op, a, b, c, s = seq, adopt = {ids}, inc = {ids}, dec = {ids},
+--             who = {pid, name} (first request), drop = old connection id}
 --     op "call" id method args | "create" typeid args | "pending" id
 --        | "ping" | "shutdown" | "debug_info"
---   reply    {true, v1, ..., n = k, s = seq [, tok = token]}
---          | {false, err, "error" | "remote", s = seq}
+--   reply    {true, v1, ..., n = k, s = seq [, tok = token] [, cid = id]}
+--          | {false, err, "error" | "remote", s = seq [, cid = id]}
+--   (cid, this connection's id, comes with the first reply.)
 -- Reference counts are kept per client connection (a process), so the
 -- objects of a client that dies are released when its socket closes.
 local class = require "multiprocessing.class"
