@@ -125,32 +125,45 @@ local function break_entry(e, keep_open)
   end
 end
 
-local request
-
 -- After an interrupted call, the connection is in an unknown state (a
 -- reply may still come; the server may still run the call, e.g. a parked
--- get that would swallow the next item).  A new connection takes over: the
--- live proxies' references are taken again on it, and only once the server
--- has answered is the old one closed, which cancels what it had parked and
--- drops its references.
-local function migrate(e)
+-- get that would swallow the next item).  The entry is replaced; the old
+-- connection stays open (the server keeps this process's references) until
+-- the next request on the new one, which takes again the references of
+-- every live proxy and asks the server to drop the old connection by its
+-- id.  This is done then, not here: right after Ctrl-C the interrupt may
+-- still stop any Lua code.
+local function abandon(e)
   break_entry(e, true)
   local ne = entry_for(e.address, e.authkey)
-  for p in pairs(e.live) do
-    if rawget(p, "_holder") == e then
-      ne.inc[#ne.inc + 1] = rawget(p, "_token")[2]
-      rawset(p, "_holder", ne)
-      ne.live[p] = true
+  ne.old = e
+end
+
+-- Moves the references held on e.old to e; returns the old connection id
+-- to drop, or nil.
+local function take_over(e)
+  local old = e.old
+  if old == nil then return nil end
+  for p in pairs(old.live) do
+    if rawget(p, "_holder") == old then
+      e.inc[#e.inc + 1] = rawget(p, "_token")[2]
+      rawset(p, "_holder", e)
+      e.live[p] = true
     end
   end
-  for _, id in ipairs(e.adopt) do ne.adopt[#ne.adopt + 1] = id end
-  -- The same request takes the references (first) and has the server drop
-  -- the old connection (its parked call is cancelled there and then).
-  local ok = pcall(request, ne, {"ping", drop = e.cid})
+  for _, id in ipairs(old.adopt) do e.adopt[#e.adopt + 1] = id end
+  old.adopt = {}
+  return old.cid
+end
+
+-- The old connection is no longer needed once the server answered.
+local function bury(e)
+  local old = e.old
+  e.old = nil
   for i, c in ipairs(graveyard) do
-    if c == e.conn then
+    if c == old.conn then
       table.remove(graveyard, i)
-      if ok then pcall(c.close, c) end  -- else keep it: the references stay safe
+      pcall(c.close, c)
       break
     end
   end
@@ -158,8 +171,9 @@ end
 
 -- Sends `req` on entry e and returns the reply table (reply[1] is true), or
 -- raises: the referent's own error, RemoteError for the server's failures.
-function request(e, req)
+local function request(e, req)
   local conn = connect(e)
+  if e.old then req.drop = take_over(e) end
   local seq = e.seq + 1
   e.seq = seq
   req.s = seq
@@ -194,7 +208,7 @@ function request(e, req)
   if not ok then
     local err = got
     if err == "interrupted!" or (type(err) == "string" and err:find("interrupted!", 1, true)) then
-      migrate(e)
+      abandon(e)
       error(err, 0)
     end
     break_entry(e, false)
@@ -205,6 +219,7 @@ function request(e, req)
     error(remote_error("the manager at " .. repr(e.address) .. " closed the connection (is it shut down?)"), 0)
   end
   if reply.cid then e.cid = reply.cid end
+  if e.old then bury(e) end
   if reply[1] == true then return reply end
   if reply[3] == "remote" then error(remote_error(reply[2]), 0) end
   error(reply[2], 0)
@@ -1060,7 +1075,7 @@ function Server:_handle(client, req)
   if list then for _, id in ipairs(ids(list)) do self:_incref(client, id) end end
   list = req.dec
   if list then for _, id in ipairs(ids(list)) do self:_decref(client, id) end end
-  -- A client replacing its interrupted connection (migrate): drop the old
+  -- A client replacing its interrupted connection (abandon): drop the old
   -- one now, after this request's references were taken.
   local old = type(req.drop) == "string" and self.by_cid[req.drop]
   if old and old ~= client then self:_drop_client(old) end
@@ -1083,7 +1098,11 @@ function Server:_handle(client, req)
     self:_release_local()
     local count = 0
     for _ in pairs(self.objects) do count = count + 1 end
-    self:_reply(client, {true, count, #self.parked, n = 3}, seq)
+    local parked = 0
+    for _, job in ipairs(self.parked) do
+      if not job.cancelled and not job.client.dropped then parked = parked + 1 end
+    end
+    self:_reply(client, {true, count, parked, n = 3}, seq)
   elseif op == "shutdown" then
     util.debug("manager received shutdown message")
     self:_reply(client, {true, n = 1}, seq)
