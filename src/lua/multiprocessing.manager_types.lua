@@ -37,8 +37,10 @@ function M.block_until(pred, timeout, poll)
   if pred() then return true end
   if timeout ~= nil and timeout <= 0 then return false end
   local deadline = timeout and (monotonic() + timeout)
-  if not coroutine.isyieldable() then
-    error("a managed object cannot wait inside the server outside a request", 0)
+  if current == nil or not coroutine.isyieldable() then
+    -- Not inside a manager server's request: nothing would wake us.
+    error("cannot wait here: only a manager's server waits on this object (use a timeout of 0, or the"
+          .. " _nowait form)", 0)
   end
   local me = current
   while true do
