@@ -406,11 +406,15 @@ function BaseProxy:_callmethod(name, args)
   local tok = rawget(self, "_token")
   local srv = rawget(self, "_server")
   if srv then return srv:_local_call(tok[2], name, args or {n = 0}) end
-  local e = entry_for(tok[3], rawget(self, "_authkey"))
-  if rawget(self, "_holder") ~= e then  -- first use in this process (or after a reconnect)
-    e.inc[#e.inc + 1] = tok[2]
-    rawset(self, "_holder", e)
-    e.live[self] = true
+  -- Fast path: the entry this proxy holds its reference on is current.
+  local e = rawget(self, "_holder")
+  if e == nil or e.broken or e.pid ~= mypid() or e.old then
+    e = entry_for(tok[3], rawget(self, "_authkey"))
+    if rawget(self, "_holder") ~= e then  -- first use in this process (or after a reconnect)
+      e.inc[#e.inc + 1] = tok[2]
+      rawset(self, "_holder", e)
+      e.live[self] = true
+    end
   end
   local reply = request(e, {"call", tok[2], name, args or {n = 0}})
   local t = reply.tok
