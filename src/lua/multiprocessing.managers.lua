@@ -1497,7 +1497,7 @@ function BaseManager:shutdown()
       local c <close> = core.Client(self.address, {authkey = self.authkey})
       core.manager_call(c, core.dumps({"shutdown", s = 1}))
     end)
-    p:join(1.0)
+    p:join(5.0)  -- it exits as soon as it has answered (more under a heavy load)
     if p:is_alive() then p:terminate(); p:join(1.0) end
     if p:is_alive() then p:kill(); p:join() end
     p:close()  -- its sentinel fd
