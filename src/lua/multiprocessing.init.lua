@@ -75,6 +75,7 @@ do
     BaseProxy = managers.BaseProxy,
     Namespace = managers.Namespace,
     LocalQueue = managers.LocalQueue,
+    wait_until = managers.wait_until,
     Server = managers.Server,
   }
   mp.Manager = function() return managers.Manager(nil) end
