@@ -4,7 +4,7 @@
 -- the middle of the list survives the trip (Lua tables keep their holes
 -- across processes).  As in Python, two processes must not use the same end
 -- at the same time.
--- start methods: fork
+-- start methods: fork spawn forkserver
 local mp = require "multiprocessing"
 
 local function f(conn)

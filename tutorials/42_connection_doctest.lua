@@ -6,7 +6,7 @@
 -- writes into a byte buffer (an mp.Array of typecode "c", "b" or "B" or a
 -- SharedMemory buf); here the bytes are unpacked from recv_bytes instead.
 -- Lua strings are bytes, so b'thank you' prints as plain "thank you".
--- start methods: fork
+-- start methods: fork spawn forkserver
 local mp = require "multiprocessing"
 
 local a, b = mp.Pipe()

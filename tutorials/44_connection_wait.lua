@@ -5,7 +5,7 @@
 -- then waits on all read ends and prints what arrives.  A reader whose
 -- children are done raises EOFError and leaves the list.  wait returns a new
 -- table, so removing from `readers` while walking the result is safe.
--- start methods: fork
+-- start methods: fork spawn forkserver
 local mp = require "multiprocessing"
 local wait = mp.connection.wait
 

@@ -68,7 +68,8 @@ function M.launch_forkserver(proc)
   local payload = spawn.payload(proc, "forkserver")
   payload.forkserver_address = address
   local memfd, fds = spawn.encode_payload(payload)
-  local ok, conn, pid = pcall(core.forkserver_request, address, memfd, fds)
+  local ok, conn, pid = pcall(core.forkserver_request, address, memfd, fds,
+                             rawget(proc, "_daemon"))
   core.close_fd(memfd)
   for _, fd in ipairs(fds) do core.close_fd(fd) end
   if not ok then error(conn, 0) end
@@ -83,7 +84,7 @@ function M.serve(listen_fd, alive_fd)
   if payload_fd == nil then core.exit(0) end
   -- Here we are a new child: a process of the program like any other.
   core.restore_sigint()
-  local ok, payload = pcall(core.decode_with_fds, core.read_fd(payload_fd), fds)
+  local ok, payload = pcall(spawn.decode_payload, payload_fd, fds)
   if not ok then
     io.stderr:write("luamp: forkserver: cannot read the process payload: ", tostring(payload), "\n")
     core.exit(1)

@@ -65,6 +65,24 @@ mp.connection = {
   wait = core.connection_wait,
 }
 
+-- Managers (API.md "Managers"): mp.Manager() starts a SyncManager server
+-- process; mp.managers holds the classes for custom and remote managers.
+do
+  local managers = require "multiprocessing.managers"
+  mp.managers = {
+    BaseManager = managers.BaseManager,
+    SyncManager = managers.SyncManager,
+    BaseProxy = managers.BaseProxy,
+    Namespace = managers.Namespace,
+    LocalQueue = managers.LocalQueue,
+    Server = managers.Server,
+  }
+  mp.Manager = function() return managers.Manager(nil) end
+  context.bind("Manager", function(method)
+    return function() return managers.Manager(method) end
+  end)
+end
+
 -- Pools (API.md "Pools"): mp.Pool uses the default start method; a
 -- context's Pool uses the context's.
 do

@@ -318,6 +318,10 @@ function M._set_launcher(fn) start_method_hook = fn end
 function M._become_child(self, parent_pid, parent_name, parent_sentinel, method)
   rawset(self, "_popen", nil)
   rawset(self, "_started_by", method or "fork")
+  -- API.md: a child's get_start_method() reports the method that started
+  -- it (a forked child would otherwise keep its parent's default).
+  local context = package.loaded["multiprocessing.context"]
+  if context then context.set_start_method(method or "fork", true) end
   rawset(self, "_pid", core.getpid())
   rawset(self, "_counter", 0)
   current = self
@@ -330,6 +334,14 @@ end
 -- protected call; an error prints "Process <name>:" and the traceback.
 -- Then, as at any normal exit, children are joined or terminated.
 function M._bootstrap(self)
+  -- As Python's _bootstrap: a child's stdin reads /dev/null, so a child never
+  -- competes with its parent for input nor drains what the parent's buffer
+  -- would have read.  Only Lua's stdin is replaced; fd 0 stays open.
+  local devnull = io.open("/dev/null", "r")
+  if devnull then
+    io.input(devnull)
+    io.stdin = devnull
+  end
   util.info("child process calling self.run()")
   local ok, err = core.run_protected(self.run, self)
   local code = 0

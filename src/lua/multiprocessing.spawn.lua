@@ -60,10 +60,22 @@ function M.payload(proc, method)
   }
 end
 
--- Encodes a payload into a memfd; returns memfd, fds_to_pass.
+-- Encodes a payload into a memfd; returns memfd, fds_to_pass.  The module
+-- search paths go in an envelope around the encoded payload, so the child
+-- can set them before decoding (decoding may `require` the module that
+-- registers a class).
 function M.encode_payload(payload)
   local bytes, fds = core.encode_with_fds(payload, "process")
-  return core.memfd_from(bytes), fds
+  local envelope = core.dumps({path = package.path, cpath = package.cpath, body = bytes})
+  return core.memfd_from(envelope), fds
+end
+
+-- In the child: reads the payload from its memfd and decodes it.
+function M.decode_payload(payload_fd, fds)
+  local envelope = core.loads(core.read_fd(payload_fd))
+  package.path = envelope.path or package.path
+  package.cpath = envelope.cpath or package.cpath
+  return core.decode_with_fds(envelope.body, fds)
 end
 
 -- In the child: rebuild the process object from the payload and run it.
@@ -93,7 +105,7 @@ end
 -- Entry point of a spawned child: luamp -E -e "require('multiprocessing.spawn').main(fd, {fds})"
 function M.main(payload_fd, fds)
   require "multiprocessing"
-  local ok, payload = pcall(core.decode_with_fds, core.read_fd(payload_fd), fds or {})
+  local ok, payload = pcall(M.decode_payload, payload_fd, fds or {})
   if not ok then
     io.stderr:write("luamp: spawn: cannot read the process payload: ", tostring(payload), "\n")
     core.exit(1)

@@ -37,8 +37,7 @@ constexpr const char* kCNamesKey = "luamp.codec.cnames";
 constexpr const char* kCFuncsKey = "luamp.codec.cfuncs";
 
 constexpr uint8_t kVersion = 1;
-// Deepest nesting of tables/functions/objects, checked on both sides.
-constexpr int kMaxDepth = 1000;
+constexpr int kMaxDepth = kMaxNesting;
 // Strings up to this length are interned by Lua (LUAI_MAXSHORTLEN), so one
 // pointer means one content: table keys that short are sent once per message.
 constexpr size_t kMemoStringMax = 40;
@@ -55,9 +54,9 @@ enum Tag : uint8_t {
   T_INT32 = 0x05,
   T_INT64 = 0x06,
   T_FLOAT = 0x07,
-  T_STR = 0x08,      // varint length, bytes
-  T_STRMEMO = 0x09,  // varint length, bytes; receiver remembers it
-  T_STRREF = 0x0A,   // varint index of a remembered string
+  T_STR = 0x08,      // varint length, bytes: a string longer than 40 bytes, numbered
+  T_KEYSTR = 0x09,   // u8 length, bytes: a table key or name, numbered
+  T_STRREF = 0x0A,   // varint number of an earlier T_STR or T_KEYSTR
   T_TABLE = 0x0B,    // varint narr, u32 nhash, narr values, nhash key/value pairs
   T_CLASS = 0x0C,    // class name (a string), then a table body
   T_REDUCE = 0x0D,   // class name, then the value __reduce returned
@@ -69,8 +68,11 @@ enum Tag : uint8_t {
   T_CFUNC = 0x13,    // path ("math.sqrt")
   T_NATIVE = 0x14,   // type name, varint length, the type's own description
   T_UPREF = 0x15,    // in an upvalue list: varint function index, u8 upvalue number
-  T_SHORTSTR = 0x40, // 0x40 | length, for strings of 0..63 bytes
+  T_SHORTSTR = 0x40, // 0x40 | length: a string of 0..40 bytes (the decoder takes up to 63)
 };
+// Set on the tag of an object or key string that a later T_REF, T_UPREF or
+// T_STRREF names, so the receiver keeps only those in its memo.
+constexpr uint8_t kMemoFlag = 0x80;
 
 // ---------------------------------------------------------------------------
 // An open-addressing map from non-null pointers to 32-bit values (identity of
@@ -269,29 +271,46 @@ void push_cfunction_by_name(lua_State* L, int path_idx) {
 // ---------------------------------------------------------------------------
 // Encoder.
 
+// Thrown inside the encoder when a value cannot cross; each frame on the way
+// out prepends its step, so the path costs nothing until something fails.
+struct Unsendable {
+  std::string what;  // "a coroutine", or a full message when raw
+  std::string path;  // ".cb", "[2]", "(upvalue co)", ...
+  bool raw = false;  // what is a native reduce's own message
+};
+
 class Encoder {
  public:
   Encoder(lua_State* L, std::string& out, EncodeContext& ctx)
       : L_(L), s_(out), pos_(out.size()), ctx_(ctx) {}
 
   // Encodes the value at `idx` after the version byte.  On failure restores
-  // the stack top and the output size, and rethrows.
+  // the stack top and the output size, sets ctx.path to the failing path,
+  // and throws Failure.
   void run(int idx) {
     idx = lua_absindex(L_, idx);
     int top = lua_gettop(L_);
     size_t start = pos_;
     try {
-      if (!lua_checkstack(L_, 8)) throw Failure::plain("cannot send a value: Lua stack overflow");
-      lua_pushglobaltable(L_);
-      globals_ = lua_topointer(L_, -1);
-      lua_pop(L_, 1);
-      // Keeps the values __reduce returned alive until the message is done
-      // (their identities are in the memo).
-      lua_newtable(L_);
-      anchors_ = lua_gettop(L_);
-      put_byte(kVersion);
-      value(idx);
-      s_.resize(pos_);
+      try {
+        if (!lua_checkstack(L_, 8)) throw Unsendable{"a value: Lua stack overflow", "", false};
+        lua_pushglobaltable(L_);
+        globals_ = lua_topointer(L_, -1);
+        lua_pop(L_, 1);
+        // Keeps the values __reduce returned alive until the message is done
+        // (their identities are in the memo).
+        lua_newtable(L_);
+        anchors_ = lua_gettop(L_);
+        put_byte(kVersion);
+        value(idx);
+        s_.resize(pos_);
+      } catch (Unsendable& u) {
+        std::string path = (ctx_.path.empty() ? "value" : ctx_.path) + u.path;
+        if (path.size() > 300) path = path.substr(0, 100) + "..." + path.substr(path.size() - 150);
+        ctx_.path = path;
+        if (u.raw) throw Failure::plain(u.what + " (at " + path + ")");
+        throw Failure::plain("cannot send " + u.what + " (at " + path + ")");
+      }
     } catch (...) {
       s_.resize(start);
       lua_settop(L_, top);
@@ -301,13 +320,6 @@ class Encoder {
   }
 
  private:
-  // One step from the root to the value being encoded, for error paths.
-  struct Step {
-    enum Kind { kIndex, kKey, kAsKey, kUpvalue, kReduced } kind;
-    int64_t n;  // array index; stack index of the key; upvalue number
-    int func;   // stack index of the function (kUpvalue)
-  };
-
   // --- output -------------------------------------------------------------
   char* room(size_t n) {
     if (s_.size() - pos_ < n) grow(n);
@@ -346,44 +358,21 @@ class Encoder {
   }
 
   // --- errors -------------------------------------------------------------
-  std::string path_string() {
-    std::string p = ctx_.path.empty() ? "value" : ctx_.path;
-    for (const Step& s : steps_) {
-      switch (s.kind) {
-        case Step::kIndex: p += "[" + std::to_string(s.n) + "]"; break;
-        case Step::kKey: {
-          int k = static_cast<int>(s.n);
-          if (lua_type(L_, k) == LUA_TSTRING) {
-            size_t len;
-            const char* str = lua_tolstring(L_, k, &len);
-            if (is_identifier(str, len)) {
-              p += "." + std::string(str, len);
-            } else {
-              p += "[" + repr_value(L_, k) + "]";
-            }
-          } else if (lua_type(L_, k) == LUA_TNUMBER || lua_type(L_, k) == LUA_TBOOLEAN) {
-            p += "[" + repr_value(L_, k) + "]";
-          } else {
-            p += std::string("[<") + luaL_typename(L_, k) + ">]";
-          }
-          break;
-        }
-        case Step::kAsKey: p += "(key)"; break;
-        case Step::kUpvalue: {
-          const char* name = lua_getupvalue(L_, s.func, static_cast<int>(s.n));
-          if (name != nullptr) lua_pop(L_, 1);
-          p += std::string("(upvalue ") + (name && *name ? name : "?") + ")";
-          break;
-        }
-        case Step::kReduced: p += "(reduced)"; break;
+  [[noreturn]] static void fail(std::string what) { throw Unsendable{std::move(what), "", false}; }
+
+  // The path step for the table key at stack index k.
+  std::string key_step(int k) {
+    switch (lua_type(L_, k)) {
+      case LUA_TSTRING: {
+        size_t len;
+        const char* str = lua_tolstring(L_, k, &len);
+        if (is_identifier(str, len)) return "." + std::string(str, len);
+        return "[" + repr_value(L_, k) + "]";
       }
+      case LUA_TNUMBER:
+      case LUA_TBOOLEAN: return "[" + repr_value(L_, k) + "]";
+      default: return std::string("[<") + luaL_typename(L_, k) + ">]";
     }
-    return p;
-  }
-  [[noreturn]] void fail(const std::string& what) {
-    std::string path = path_string();
-    ctx_.path = path;
-    throw Failure::plain("cannot send " + what + " (at " + path + ")");
   }
 
   // --- values -------------------------------------------------------------
@@ -391,7 +380,7 @@ class Encoder {
     switch (lua_type(L_, idx)) {
       case LUA_TNIL: put_byte(T_NIL); return;
       case LUA_TBOOLEAN: put_byte(lua_toboolean(L_, idx) ? T_TRUE : T_FALSE); return;
-      case LUA_TNUMBER:
+      case LUA_TNUMBER: {
         if (lua_isinteger(L_, idx)) {
           integer(lua_tointeger(L_, idx));
         } else {
@@ -402,7 +391,8 @@ class Encoder {
           pos_ += 9;
         }
         return;
-      case LUA_TSTRING: string(idx, false); return;
+      }
+      case LUA_TSTRING: string(idx); return;
       case LUA_TTABLE: table(idx); return;
       case LUA_TFUNCTION:
         if (lua_iscfunction(L_, idx)) {
@@ -442,48 +432,83 @@ class Encoder {
     }
   }
 
-  // Strings: short table keys (and type/class names) are sent once per
-  // message and then by index; other strings inline.
-  void string(int idx, bool memo) {
+  // A string value: short ones inline; longer ones (not interned by Lua)
+  // are numbered by identity, so the same string object twice is sent once.
+  void string(int idx) {
     size_t len;
     const char* s = lua_tolstring(L_, idx, &len);
-    if (memo && len <= kMemoStringMax) {
-      int64_t found = strings_.find(s);
-      if (found >= 0) {
-        put_byte(T_STRREF);
-        put_varint(static_cast<uint64_t>(found));
-        return;
-      }
-      strings_.put(s, nstrings_++);
-      put_byte(T_STRMEMO);
-      put_varint(len);
-      put_bytes(s, len);
-      return;
-    }
-    if (len < 64) {
+    if (len <= kMemoStringMax) {
       char* p = room(1 + len);
       p[0] = static_cast<char>(T_SHORTSTR | len);
       std::memcpy(p + 1, s, len);
       pos_ += 1 + len;
       return;
     }
+    if (string_ref(s)) return;
     put_byte(T_STR);
     put_varint(len);
     put_bytes(s, len);
   }
 
-  // Emits a reference if the object was seen; returns true then.
+  // Emits T_STRREF for a string already numbered (flagging its first
+  // appearance) and returns true; else numbers the one about to be written.
+  bool string_ref(const char* s) {
+    int64_t found = strings_.find(s);
+    if (found >= 0) {
+      s_[string_pos_[static_cast<size_t>(found)]] |= static_cast<char>(kMemoFlag);
+      put_byte(T_STRREF);
+      put_varint(static_cast<uint64_t>(found));
+      return true;
+    }
+    strings_.put(s, static_cast<uint32_t>(string_pos_.size()));
+    string_pos_.push_back(pos_);
+    return false;
+  }
+
+  // A table key or a name: strings up to kMemoStringMax bytes are numbered
+  // in order of first appearance; a repeat is sent as T_STRREF and flags the
+  // first appearance (kMemoFlag) so the receiver remembers that one.
+  void key_string(int idx) {
+    size_t len;
+    const char* s = lua_tolstring(L_, idx, &len);
+    if (len > kMemoStringMax) {
+      string(idx);
+      return;
+    }
+    if (string_ref(s)) return;
+    char* p = room(2 + len);
+    p[0] = static_cast<char>(T_KEYSTR);
+    p[1] = static_cast<char>(len);
+    std::memcpy(p + 2, s, len);
+    pos_ += 2 + len;
+  }
+
+  // Emits a reference if the object was seen (returns true).  Loaded modules
+  // are in the same map, sent by name.
   bool reference(const void* p) {
     int64_t found = objects_.find(p);
     if (found < 0) return false;
-    if (found & kPending) fail("an object whose __reduce result contains the object itself");
+    uint32_t v = static_cast<uint32_t>(found);
+    if (v & (kModule | kClass)) {
+      put_byte((v & kModule) ? T_MODULE : T_CLASSREF);
+      const std::string& name = module_names_[v & ~(kModule | kClass)];
+      lua_pushlstring(L_, name.data(), name.size());
+      key_string(-1);
+      lua_pop(L_, 1);
+      return true;
+    }
+    if (v & kPending) fail("an object whose __reduce result contains the object itself");
+    s_[object_pos_[v]] |= static_cast<char>(kMemoFlag);
     put_byte(T_REF);
-    put_varint(static_cast<uint64_t>(found));
+    put_varint(v);
     return true;
   }
+  // Numbers the object whose tag is about to be written at pos_.
   uint32_t remember(const void* p) {
-    uint32_t i = nobjects_++;
+    uint32_t i = static_cast<uint32_t>(object_pos_.size());
+    if (i >= kClass) fail("a message with more than 2^29 tables and functions");
     objects_.put(p, i);
+    object_pos_.push_back(pos_);
     return i;
   }
 
@@ -493,29 +518,25 @@ class Encoder {
   }
   void leave() { --depth_; }
 
-  // Is the table at idx a loaded module (package.loaded[name])?  Pushes the
-  // name and returns true if so.
-  bool module_name(const void* p) {
-    if (!modules_built_) {
-      modules_built_ = true;
-      luaL_getsubtable(L_, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  // Puts the loaded modules (package.loaded) and the registered classes
+  // into the object map, once per message, so a module (an upvalue `mp`,
+  // say) or a class crosses by name.
+  void load_modules() {
+    modules_loaded_ = true;
+    luaL_getsubtable(L_, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    push_registry_table(L_, kClassNamesKey);
+    for (uint32_t bit : {kModule, kClass}) {
       lua_pushnil(L_);
-      while (lua_next(L_, -2) != 0) {
-        if (lua_type(L_, -2) == LUA_TSTRING && lua_istable(L_, -1) && lua_topointer(L_, -1) != globals_) {
-          module_ptrs_.push_back(lua_topointer(L_, -1));
-          module_names_.emplace_back(lua_tostring(L_, -2));
+      while (lua_next(L_, bit == kModule ? -3 : -2) != 0) {
+        int name = bit == kModule ? -2 : -1, obj = bit == kModule ? -1 : -2;
+        if (lua_type(L_, name) == LUA_TSTRING && lua_istable(L_, obj) && lua_topointer(L_, obj) != globals_) {
+          objects_.put(lua_topointer(L_, obj), bit | static_cast<uint32_t>(module_names_.size()));
+          module_names_.emplace_back(lua_tostring(L_, name));
         }
         lua_pop(L_, 1);
       }
-      lua_pop(L_, 1);
     }
-    for (size_t i = 0; i < module_ptrs_.size(); ++i) {
-      if (module_ptrs_[i] == p) {
-        lua_pushlstring(L_, module_names_[i].data(), module_names_[i].size());
-        return true;
-      }
-    }
-    return false;
+    lua_pop(L_, 2);
   }
 
   void table(int idx) {
@@ -525,29 +546,13 @@ class Encoder {
       put_byte(T_GLOBALS);
       return;
     }
+    if (!modules_loaded_) load_modules();
     if (reference(p)) return;
     enter();
-    if (module_name(p)) {
-      put_byte(T_MODULE);
-      string(-1, true);
-      lua_pop(L_, 1);
-      leave();
-      return;
-    }
     if (lua_getmetatable(L_, idx)) {
       int mt = lua_gettop(L_);
       push_registry_table(L_, kClassNamesKey);
       int classnames = mt + 1;
-      // A registered class itself travels by name.
-      lua_pushvalue(L_, idx);
-      if (lua_rawget(L_, classnames) == LUA_TSTRING) {
-        put_byte(T_CLASSREF);
-        string(-1, true);
-        lua_settop(L_, mt - 1);
-        leave();
-        return;
-      }
-      lua_pop(L_, 1);
       lua_pushvalue(L_, mt);
       if (lua_rawget(L_, classnames) != LUA_TSTRING) {
         lua_pop(L_, 1);
@@ -560,7 +565,7 @@ class Encoder {
         uint32_t me = remember(p);
         objects_.put(p, me | kPending);
         put_byte(T_REDUCE);
-        string(name, true);
+        key_string(name);
         lua_pushvalue(L_, idx);
         if (lua_pcall(L_, 1, 1, 0) != LUA_OK) {
           std::string msg = lua_type(L_, -1) == LUA_TSTRING ? lua_tostring(L_, -1) : "(error object)";
@@ -569,65 +574,80 @@ class Encoder {
         // Anchor the result so its identity stays unique while encoding.
         lua_pushvalue(L_, -1);
         lua_rawseti(L_, anchors_, static_cast<lua_Integer>(lua_rawlen(L_, anchors_) + 1));
-        steps_.push_back({Step::kReduced, 0, 0});
-        value(lua_gettop(L_));
-        steps_.pop_back();
+        try {
+          value(lua_gettop(L_));
+        } catch (Unsendable& u) {
+          u.path.insert(0, "(reduced)");
+          throw;
+        }
         objects_.put(p, me);
         lua_settop(L_, mt - 1);
         leave();
         return;
       }
       lua_pop(L_, 1);
+      remember(p);
       put_byte(T_CLASS);
-      string(name, true);
+      key_string(name);
       lua_settop(L_, mt - 1);
     } else {
+      remember(p);
       put_byte(T_TABLE);
     }
-    remember(p);
     table_body(idx);
     leave();
   }
 
   // narr values for t[1..narr] (narr = the border #t), then the remaining
-  // key/value pairs with a u32 count written afterwards.
+  // key/value pairs, their u32 count patched in afterwards.
   void table_body(int idx) {
     lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L_, idx));
     put_varint(static_cast<uint64_t>(n));
     size_t count_at = reserve_u32();
-    for (lua_Integer i = 1; i <= n; ++i) {
-      lua_rawgeti(L_, idx, i);
-      steps_.push_back({Step::kIndex, i, 0});
-      value(lua_gettop(L_));
-      steps_.pop_back();
-      lua_pop(L_, 1);
-    }
-    uint32_t count = 0;
-    lua_pushnil(L_);
-    while (lua_next(L_, idx) != 0) {
-      int top = lua_gettop(L_);
-      int key = top - 1;
-      if (lua_isinteger(L_, key)) {
-        lua_Integer k = lua_tointeger(L_, key);
-        if (k >= 1 && k <= n) {
-          lua_pop(L_, 1);
-          continue;
+    lua_Integer i = 1;
+    int key = 0;
+    bool as_key = false;
+    try {
+      for (; i <= n; ++i) {
+        lua_rawgeti(L_, idx, i);
+        value(lua_gettop(L_));
+        lua_pop(L_, 1);
+      }
+      uint32_t count = 0;
+      int top = lua_gettop(L_) + 2;  // where lua_next leaves the value
+      lua_pushnil(L_);
+      while (lua_next(L_, idx) != 0) {
+        key = top - 1;
+        int kt = lua_type(L_, key);
+        if (kt == LUA_TSTRING) {
+          key_string(key);
+        } else {
+          if (kt == LUA_TNUMBER && lua_isinteger(L_, key)) {
+            lua_Integer k = lua_tointeger(L_, key);
+            if (k >= 1 && k <= n) {
+              lua_pop(L_, 1);
+              continue;
+            }
+          }
+          as_key = true;
+          value(key);
+          as_key = false;
         }
+        value(top);
+        lua_pop(L_, 1);
+        if (++count == UINT32_MAX) fail("a table with 2^32 or more keys");
       }
-      if (lua_type(L_, key) == LUA_TSTRING) {
-        string(key, true);
+      put_u32_at(count_at, count);
+    } catch (Unsendable& u) {
+      if (key == 0) {
+        u.path.insert(0, "[" + std::to_string(i) + "]");
+      } else if (as_key) {
+        u.path.insert(0, "(key)");
       } else {
-        steps_.push_back({Step::kAsKey, 0, 0});
-        value(key);
-        steps_.pop_back();
+        u.path.insert(0, key_step(key));
       }
-      steps_.push_back({Step::kKey, key, 0});
-      value(top);
-      steps_.pop_back();
-      lua_pop(L_, 1);
-      if (++count == UINT32_MAX) fail("a table with 2^32 or more keys");
+      throw;
     }
-    put_u32_at(count_at, count);
   }
 
   static int dump_writer(lua_State*, const void* p, size_t n, void* ud) {
@@ -657,21 +677,31 @@ class Encoder {
       ++nups;
     }
     put_byte(static_cast<uint8_t>(nups));  // Lua allows at most 255
-    for (int i = 1; i <= nups; ++i) {
-      const void* id = lua_upvalueid(L_, idx, i);
-      int64_t shared = upvalues_.find(id);
-      if (shared >= 0) {
-        put_byte(T_UPREF);
-        put_varint(static_cast<uint64_t>(shared) >> 8);
-        put_byte(static_cast<uint8_t>(shared & 0xff));
-        continue;
+    int i = 1;
+    try {
+      for (; i <= nups; ++i) {
+        const void* id = lua_upvalueid(L_, idx, i);
+        int64_t shared = upvalues_.find(id);
+        if (shared >= 0) {
+          const UpvalueOwner& owner = upvalue_owners_[static_cast<size_t>(shared)];
+          s_[object_pos_[owner.function]] |= static_cast<char>(kMemoFlag);
+          put_byte(T_UPREF);
+          put_varint(owner.function);
+          put_byte(owner.number);
+          continue;
+        }
+        upvalues_.put(id, static_cast<uint32_t>(upvalue_owners_.size()));
+        upvalue_owners_.push_back({me, static_cast<uint8_t>(i)});
+        lua_getupvalue(L_, idx, i);
+        value(lua_gettop(L_));
+        lua_pop(L_, 1);
       }
-      upvalues_.put(id, (me << 8) | static_cast<uint32_t>(i));
-      lua_getupvalue(L_, idx, i);
-      steps_.push_back({Step::kUpvalue, i, idx});
-      value(lua_gettop(L_));
-      steps_.pop_back();
-      lua_pop(L_, 1);
+    } catch (Unsendable& u) {
+      const char* name = lua_getupvalue(L_, idx, i);
+      std::string n = name && *name ? name : "?";
+      if (name != nullptr) lua_pop(L_, 1);
+      u.path.insert(0, "(upvalue " + n + ")");
+      throw;
     }
     leave();
   }
@@ -680,7 +710,7 @@ class Encoder {
     push_cfunction_name(L_, idx);
     if (lua_isnil(L_, -1)) fail("a C function luamp does not know");
     put_byte(T_CFUNC);
-    string(-1, true);
+    key_string(-1);
     lua_pop(L_, 1);
   }
 
@@ -711,17 +741,13 @@ class Encoder {
     enter();
     remember(p);
     put_byte(T_NATIVE);
-    string(mt + 1, true);
+    key_string(mt + 1);
     lua_settop(L_, mt - 1);
     scratch_.clear();
     try {
       type->reduce(L_, idx, scratch_, ctx_);
     } catch (Failure& f) {
-      if (f.cls.empty()) {
-        std::string path = path_string();
-        ctx_.path = path;
-        f.message += " (at " + path + ")";
-      }
+      if (f.cls.empty()) throw Unsendable{f.message, "", true};
       throw;
     }
     put_varint(scratch_.size());
@@ -729,7 +755,12 @@ class Encoder {
     leave();
   }
 
+  // Object map values: an index, or a module or a registered class (kModule
+  // or kClass | index into module_names_), or an object whose __reduce is
+  // running (kPending).
   static constexpr uint32_t kPending = 0x80000000u;
+  static constexpr uint32_t kModule = 0x40000000u;
+  static constexpr uint32_t kClass = 0x20000000u;
 
   lua_State* L_;
   std::string& s_;
@@ -739,14 +770,18 @@ class Encoder {
   int anchors_ = 0;
   int depth_ = 0;
   PtrMap objects_;
-  uint32_t nobjects_ = 0;
+  std::vector<size_t> object_pos_;  // where each object's tag is
   PtrMap strings_;
-  uint32_t nstrings_ = 0;
-  PtrMap upvalues_;
-  bool modules_built_ = false;
-  std::vector<const void*> module_ptrs_;
+  std::vector<size_t> string_pos_;  // where each key string's tag is
+  // The first function (and its upvalue number) each upvalue was sent with.
+  struct UpvalueOwner {
+    uint32_t function;
+    uint8_t number;
+  };
+  PtrMap upvalues_;  // upvalue id -> index in upvalue_owners_
+  std::vector<UpvalueOwner> upvalue_owners_;
+  bool modules_loaded_ = false;
   std::vector<std::string> module_names_;
-  std::vector<Step> steps_;
   std::string scratch_;
 };
 
@@ -924,11 +959,14 @@ class Decoder {
   }
   void leave() { --depth_; }
 
+  // Numbers the next object; returns its 1-based slot in the memo table.
   uint32_t remember_slot() {
     if (nobjects_ == UINT32_MAX) bad("too many objects");
-    return ++nobjects_;  // 1-based slot in the objects table; the wire index is slot-1
+    return ++nobjects_;
   }
+  // Keeps the object at idx in the memo when its tag was flagged.
   void set_slot(uint32_t slot, int idx) {
+    if (!memo_) return;
     lua_pushvalue(L_, idx);
     lua_rawseti(L_, objects_, slot);
   }
@@ -949,25 +987,26 @@ class Decoder {
       return true;
     }
     switch (tag) {
-      case T_STR: {
-        size_t n = length();
-        lua_pushlstring(L_, reinterpret_cast<const char*>(p_), n);
-        p_ += n;
-        return true;
-      }
-      case T_STRMEMO: {
-        size_t n = length();
+      case T_STR:
+      case T_STR | kMemoFlag:
+      case T_KEYSTR:
+      case T_KEYSTR | kMemoFlag: {
+        size_t n = (tag & ~kMemoFlag) == T_STR ? length() : byte();
+        need(n);
         lua_pushlstring(L_, reinterpret_cast<const char*>(p_), n);
         p_ += n;
         if (nstrings_ == UINT32_MAX) bad("too many strings");
-        lua_pushvalue(L_, -1);
-        lua_rawseti(L_, strings_, ++nstrings_);
+        ++nstrings_;
+        if (tag & kMemoFlag) {
+          lua_pushvalue(L_, -1);
+          lua_rawseti(L_, strings_, nstrings_);
+        }
         return true;
       }
       case T_STRREF: {
         uint64_t i = varint();
-        if (i >= nstrings_) bad("bad string reference");
-        lua_rawgeti(L_, strings_, static_cast<lua_Integer>(i + 1));
+        if (i >= nstrings_ || lua_rawgeti(L_, strings_, static_cast<lua_Integer>(i + 1)) != LUA_TSTRING)
+          bad("bad string reference");
         return true;
       }
       default: return false;
@@ -976,6 +1015,14 @@ class Decoder {
 
   void value() {
     uint8_t tag = byte();
+    memo_ = false;
+    if (tag & kMemoFlag) {
+      uint8_t base = tag & ~kMemoFlag;
+      if (base == T_TABLE || base == T_CLASS || base == T_REDUCE || base == T_LFUNC || base == T_NATIVE) {
+        memo_ = true;
+        tag = base;
+      }
+    }
     switch (tag) {
       case T_NIL: lua_pushnil(L_); return;
       case T_FALSE: lua_pushboolean(L_, 0); return;
@@ -990,7 +1037,7 @@ class Decoder {
         lua_Integer narr;
         uint32_t nhash;
         table_sizes(&narr, &nhash);
-        lua_createtable(L_, static_cast<int>(narr), static_cast<int>(nhash));
+        create_table(narr, nhash);
         set_slot(remember_slot(), -1);
         table_body(narr, nhash);
         leave();
@@ -1004,7 +1051,7 @@ class Decoder {
         lua_Integer narr;
         uint32_t nhash;
         table_sizes(&narr, &nhash);
-        lua_createtable(L_, static_cast<int>(narr), static_cast<int>(nhash));
+        create_table(narr, nhash);
         set_slot(remember_slot(), -1);
         table_body(narr, nhash);
         lua_insert(L_, -2);
@@ -1015,6 +1062,7 @@ class Decoder {
       case T_REDUCE: {
         enter();
         uint32_t slot = remember_slot();
+        bool memo = memo_;
         name();
         push_class(-1);
         if (lua_getfield(L_, -1, "__rebuild") != LUA_TFUNCTION) {
@@ -1027,6 +1075,7 @@ class Decoder {
           throw Failure::plain(std::string("cannot rebuild an object of class '") + lua_tostring(L_, -3) +
                                "': " + msg);
         }
+        memo_ = memo;
         set_slot(slot, -1);
         lua_replace(L_, -3);
         lua_pop(L_, 1);
@@ -1078,34 +1127,67 @@ class Decoder {
     *narr = static_cast<lua_Integer>(n);
     *nhash = h;
   }
+  // lua_createtable with the sizes as hints, the hash hint capped well below
+  // Lua's limit (a bigger table still grows as pairs arrive).
+  void create_table(lua_Integer narr, uint32_t nhash) {
+    lua_createtable(L_, static_cast<int>(narr), static_cast<int>(nhash < (1u << 26) ? nhash : (1u << 26)));
+  }
 
   // The table is on top of the stack.
   void table_body(lua_Integer narr, uint32_t nhash) {
     int t = lua_gettop(L_);
     for (lua_Integer i = 1; i <= narr; ++i) {
-      value();
-      if (lua_isnil(L_, -1)) {
-        lua_pop(L_, 1);
-      } else {
-        lua_rawseti(L_, t, i);
+      if (left() > 0 && *p_ == T_NIL) {  // a hole
+        ++p_;
+        continue;
       }
+      value();
+      lua_rawseti(L_, t, i);
     }
     for (uint32_t i = 0; i < nhash; ++i) {
-      value();
-      int kt = lua_type(L_, -1);
-      if (kt == LUA_TNIL) bad("nil table key");
-      if (kt == LUA_TNUMBER && !lua_isinteger(L_, -1) && std::isnan(lua_tonumber(L_, -1))) bad("NaN table key");
+      // Keys are mostly strings, which need no check.
+      uint8_t tag = left() > 0 ? *p_ : 0;
+      if (tag == T_STRREF || tag == T_KEYSTR || tag == (T_KEYSTR | kMemoFlag)) {
+        ++p_;
+        string_tag(tag);
+      } else {
+        value();
+        int kt = lua_type(L_, -1);
+        if (kt == LUA_TNIL) bad("nil table key");
+        if (kt == LUA_TNUMBER && !lua_isinteger(L_, -1) && std::isnan(lua_tonumber(L_, -1))) bad("NaN table key");
+      }
       value();
       lua_rawset(L_, t);
     }
   }
 
   // Name on top; replaces it with the registered metatable.
+  // A class not registered here is looked for as pickle does: a name
+  // "pkg.mod.Class" makes the receiver require "pkg.mod" (then "pkg") once,
+  // so that a module that registers its classes when loaded (say, in a
+  // spawned child that never ran the main script) provides them.
   void push_class(int name_idx) {
     name_idx = lua_absindex(L_, name_idx);
     push_registry_table(L_, kClassesKey);
     lua_pushvalue(L_, name_idx);
-    if (lua_rawget(L_, -2) != LUA_TTABLE)
+    bool found = lua_rawget(L_, -2) == LUA_TTABLE;
+    if (!found) {
+      lua_pop(L_, 1);
+      size_t len;
+      const char* full = lua_tolstring(L_, name_idx, &len);
+      for (size_t cut = len; cut > 0 && !found; --cut) {
+        if (full[cut - 1] != '.') continue;
+        lua_getglobal(L_, "require");
+        lua_pushlstring(L_, full, cut - 1);
+        if (lua_pcall(L_, 1, 0, 0) != LUA_OK) lua_pop(L_, 1);  // not a module: keep looking
+        lua_pushvalue(L_, name_idx);
+        found = lua_rawget(L_, -2) == LUA_TTABLE;
+        if (!found) lua_pop(L_, 1);
+        full = lua_tolstring(L_, name_idx, &len);
+      }
+      if (!found) lua_pushnil(L_);
+    }
+    if (!found)
       throw Failure::plain(std::string("cannot rebuild an object of class '") + lua_tostring(L_, name_idx) +
                            "': no class registered under that name (mp.register_class)");
     lua_remove(L_, -2);
@@ -1145,6 +1227,7 @@ class Decoder {
   void lfunction() {
     enter();
     uint32_t slot = remember_slot();
+    bool memo = memo_;
     uint32_t len = fixed<uint32_t>();
     need(len);
     const char* code = reinterpret_cast<const char*>(p_);
@@ -1156,6 +1239,7 @@ class Decoder {
     }
     p_ += len;
     int f = lua_gettop(L_);
+    memo_ = memo;
     set_slot(slot, f);
     if (byte() != nups) bad("upvalue count mismatch");
     for (int i = 1; i <= nups; ++i) {
@@ -1164,7 +1248,7 @@ class Decoder {
         uint64_t fi = varint();
         int n = byte();
         if (fi >= nobjects_) bad("bad upvalue reference");
-        lua_rawgeti(L_, objects_, static_cast<lua_Integer>(fi + 1));
+        lua_rawgeti(L_, objects_, static_cast<lua_Integer>(fi + 1));  // nil unless flagged
         if (lua_type(L_, -1) != LUA_TFUNCTION || lua_iscfunction(L_, -1) || n < 1 ||
             lua_getupvalue(L_, -1, n) == nullptr)
           bad("bad upvalue reference");
@@ -1182,6 +1266,7 @@ class Decoder {
   void native() {
     enter();
     uint32_t slot = remember_slot();
+    bool memo = memo_;
     name();
     push_registry_table(L_, kTypesKey);
     lua_pushvalue(L_, -2);
@@ -1200,6 +1285,7 @@ class Decoder {
       lua_settop(L_, top);
       throw Failure::plain(std::string("rebuild of '") + type->metatable_name + "' did not push one value");
     }
+    memo_ = memo;
     set_slot(slot, -1);
     leave();
   }
@@ -1213,6 +1299,7 @@ class Decoder {
   uint32_t nobjects_ = 0;
   uint32_t nstrings_ = 0;
   int depth_ = 0;
+  bool memo_ = false;  // the tag being decoded carried kMemoFlag
 };
 
 // ---------------------------------------------------------------------------
@@ -1245,7 +1332,7 @@ int codec_loads(lua_State* L) {
 
 // mp.register_class(name, mt) -> mt
 int codec_register_class(lua_State* L) {
-  luaL_checkstring(L, 1);
+  luaL_checktype(L, 1, LUA_TSTRING);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
   push_registry_table(L, kClassesKey);     // 3

@@ -23,7 +23,9 @@ struct EncodeContext {
   // Queue, mp.dumps): reducing an fd object must then fail with a clear error.
   std::vector<int>* fds = nullptr;
   // Where the value being encoded was found, for error messages
-  // ("args[2].cb").  Maintained by the codec.
+  // ("args[2].cb").  The caller sets the root's name ("args"; empty means
+  // "value"); when encode fails, the codec sets it to the full path of the
+  // value that could not be sent.
   std::string path;
 };
 
@@ -49,16 +51,27 @@ struct NativeType {
 // Call from the concept's open_<concept>() when the module loads.
 void register_native_type(lua_State* L, const NativeType* type);
 
-// Appends the encoding of the value at `idx` to `out`.  Throws Failure
-// ("cannot send a coroutine (at args[2].cb)") for values that cannot cross.
+// Appends the encoding of the value at `idx` to `out` (grown in place: the
+// message is written once, straight into `out`).  Throws Failure ("cannot
+// send a coroutine (at args[2].cb)") for values that cannot cross; `out` and
+// the Lua stack are then as they were.  May call __reduce metamethods and
+// NativeType::reduce.  Stack-neutral.
 void encode(lua_State* L, int idx, std::string& out, EncodeContext& ctx);
 
 // Decodes one message and pushes the value.  Never trusts the bytes: throws
-// Failure with cls "" and message "corrupt message: <why>" on bad input.
+// Failure with cls "" and message "corrupt message: <why>" on bad input, or
+// "cannot rebuild ..." when the message names a class, C function, module or
+// native type this process does not have; the stack is then as it was.
+// May call __rebuild, require and NativeType::rebuild.
 void decode(lua_State* L, const char* data, size_t len, DecodeContext& ctx);
 
 // Adds the codec's functions (dumps, loads, register_class) to the table on
-// top of the stack and builds the C-function name table.
+// top of the stack.  The C-function name table is built at first use (and
+// rebuilt when a C function is not found), so modules loaded later count.
 void open_codec(lua_State* L);
+
+// The deepest nesting of tables, functions and objects a message may have,
+// on both sides ("nested more than 1000 levels deep").
+inline constexpr int kMaxNesting = 1000;
 
 }  // namespace luamp::codec

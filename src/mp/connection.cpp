@@ -1230,8 +1230,7 @@ void require_fds(codec::EncodeContext& ctx, const char* what) {
   if (ctx.fds == nullptr)
     throw Failure::plain(std::string("cannot send a ") + what +
                          " through this channel: it carries no file descriptors (send it in Process args or "
-                         "through a duplex Pipe/Connection)" +
-                         (ctx.path.empty() ? "" : " (at " + ctx.path + ")"));
+                         "through a duplex Pipe/Connection)");
 }
 
 void connection_reduce(lua_State* L, int idx, std::string& out, codec::EncodeContext& ctx) {

@@ -4,18 +4,23 @@
 // src/lua/multiprocessing.forkserver.lua.
 //
 // Protocol over a Unix stream socket (abstract address):
-//   client -> server: 8 bytes "LMPFSRQ1" with SCM_RIGHTS [payload memfd, extra fds...]
+//   client -> server: 8 bytes "LMPFSRQ1" ("LMPFSRQD" for a daemon) with
+//                     SCM_RIGHTS [payload memfd, extra fds...]
 //   server -> client: int64 pid of the new child, then int64 exit code when it
 //                     exits (-N for signal N); then the server closes.
 // The client's connection is the child's sentinel: readable once the exit
 // code has arrived.  The payload (encoded process object) travels in a
 // memfd, so a slow or silent client never holds up the server for long.
+// When a client's end of the connection closes while its daemonic child
+// still runs, the requesting process is gone: the server kills the child,
+// as the kernel does for daemons started by fork or spawn.
 #include "mp/forkserver.h"
 
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -39,6 +44,7 @@ namespace luamp {
 namespace {
 
 constexpr char kRequestMagic[8] = {'L', 'M', 'P', 'F', 'S', 'R', 'Q', '1'};
+constexpr char kDaemonRequestMagic[8] = {'L', 'M', 'P', 'F', 'S', 'R', 'Q', 'D'};
 constexpr int kMaxRequestFds = 64;
 constexpr int kRequestTimeoutMs = 2000;
 
@@ -118,7 +124,7 @@ int forkserver_listen(lua_State* L) {
 
 // Receives one request on conn: the fds it carries (payload memfd first).
 // Returns false for a malformed, silent or truncated request.
-bool receive_request(int conn, std::vector<int>& fds) {
+bool receive_request(int conn, std::vector<int>& fds, bool* daemon) {
   struct pollfd pf = {conn, POLLIN, 0};
   for (;;) {
     int r = poll(&pf, 1, kRequestTimeoutMs);
@@ -145,8 +151,10 @@ bool receive_request(int conn, std::vector<int>& fds) {
       for (size_t i = 0; i < count; ++i) fds.push_back(data[i]);
     }
   }
+  *daemon = n == static_cast<ssize_t>(sizeof magic) &&
+            std::memcmp(magic, kDaemonRequestMagic, sizeof magic) == 0;
   bool ok = n == static_cast<ssize_t>(sizeof magic) && !(msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) &&
-            std::memcmp(magic, kRequestMagic, sizeof magic) == 0 && !fds.empty();
+            (*daemon || std::memcmp(magic, kRequestMagic, sizeof magic) == 0) && !fds.empty();
   if (!ok) {
     for (int fd : fds) close(fd);
     fds.clear();
@@ -167,7 +175,12 @@ int forkserver_serve(lua_State* L) {
     sigprocmask(SIG_BLOCK, &chld, nullptr);
     UniqueFd sigfd(signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK));
     if (!sigfd) throw Failure::os("forkserver: signalfd", errno);
-    std::map<pid_t, int> clients;  // child pid -> connection to report to
+    struct Client {
+      int fd;        // connection to report the exit code to
+      bool daemon;   // kill the child if the client goes away first
+      bool watched;  // still polled for hang-up
+    };
+    std::map<pid_t, Client> clients;  // child pid -> its requester
 
     auto reap = [&] {
       for (;;) {
@@ -177,18 +190,33 @@ int forkserver_serve(lua_State* L) {
         auto it = clients.find(pid);
         if (it == clients.end()) continue;
         int64_t code = exitcode_from_status(status);
-        send_all(it->second, &code, sizeof code);
-        close(it->second);
+        send_all(it->second.fd, &code, sizeof code);
+        close(it->second.fd);
         clients.erase(it);
       }
     };
 
+    std::vector<struct pollfd> pfds;
+    std::vector<pid_t> watched_pids;
     for (;;) {
-      struct pollfd pfds[3] = {{listen_fd, POLLIN, 0}, {alive_fd, POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
-      int r = poll(pfds, 3, -1);
+      pfds.assign({{listen_fd, POLLIN, 0}, {alive_fd, POLLIN, 0}, {sigfd.get(), POLLIN, 0}});
+      watched_pids.clear();
+      for (auto& c : clients) {
+        if (!c.second.watched) continue;
+        pfds.push_back({c.second.fd, POLLRDHUP, 0});
+        watched_pids.push_back(c.first);
+      }
+      int r = poll(pfds.data(), pfds.size(), -1);
       if (r < 0) {
         if (errno == EINTR) continue;
         throw Failure::os("forkserver: poll", errno);
+      }
+      for (size_t i = 3; i < pfds.size(); ++i) {
+        if (!pfds[i].revents) continue;
+        auto it = clients.find(watched_pids[i - 3]);
+        if (it == clients.end()) continue;
+        it->second.watched = false;  // the requester is gone (or sent junk)
+        if (it->second.daemon) kill(it->first, SIGKILL);
       }
       if (pfds[2].revents) {
         signalfd_siginfo info;
@@ -201,7 +229,8 @@ int forkserver_serve(lua_State* L) {
       UniqueFd conn(accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC));
       if (!conn) continue;
       std::vector<int> fds;
-      if (!receive_request(conn.get(), fds)) continue;  // costs only this connection
+      bool daemon = false;
+      if (!receive_request(conn.get(), fds, &daemon)) continue;  // costs only this connection
       std::fflush(nullptr);
       pid_t pid = fork();
       if (pid < 0) {
@@ -212,10 +241,15 @@ int forkserver_serve(lua_State* L) {
         // The child: drop everything of the server's and become a process.
         close(listen_fd);
         close(alive_fd);
-        for (auto& c : clients) close(c.second);
+        for (auto& c : clients) close(c.second.fd);
         conn.reset();
         sigfd.reset();
         sigprocmask(SIG_UNBLOCK, &chld, nullptr);
+        // A daemon also dies with the server (which dies with its starter).
+        if (daemon) {
+          prctl(PR_SET_PDEATHSIG, SIGKILL);
+          if (getppid() == 1) _exit(1);
+        }
         lua_pushinteger(L, fds[0]);
         lua_createtable(L, static_cast<int>(fds.size()), 0);
         for (size_t i = 1; i < fds.size(); ++i) {
@@ -226,14 +260,14 @@ int forkserver_serve(lua_State* L) {
       }
       for (int fd : fds) close(fd);
       int64_t pid64 = pid;
-      if (send_all(conn.get(), &pid64, sizeof pid64)) clients[pid] = conn.release();
+      if (send_all(conn.get(), &pid64, sizeof pid64)) clients[pid] = Client{conn.release(), daemon, true};
     }
-    for (auto& c : clients) close(c.second);
+    for (auto& c : clients) close(c.second.fd);
     return 0;
   });
 }
 
-// core.forkserver_request(address, payload_fd, {fds}) -> conn_fd, pid
+// core.forkserver_request(address, payload_fd, {fds} [, daemon]) -> conn_fd, pid
 int forkserver_request(lua_State* L) {
   size_t alen;
   const char* addr = luaL_checklstring(L, 1, &alen);
@@ -249,6 +283,7 @@ int forkserver_request(lua_State* L) {
       lua_pop(L, 1);
     }
   }
+  bool daemon = lua_toboolean(L, 4);
   std::string address(addr, alen);
   return run_guarded(L, [&] {
     UniqueFd conn(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -262,7 +297,7 @@ int forkserver_request(lua_State* L) {
     if (r != 0) throw Failure::os("forkserver: cannot reach the fork server", errno);
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxRequestFds)];
     std::memset(control, 0, sizeof control);
-    iovec iov = {const_cast<char*>(kRequestMagic), sizeof kRequestMagic};
+    iovec iov = {const_cast<char*>(daemon ? kDaemonRequestMagic : kRequestMagic), sizeof kRequestMagic};
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;

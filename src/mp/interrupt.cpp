@@ -41,6 +41,10 @@ void arm(lua_State* L) {
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = 0;  // no SA_RESTART: blocking calls see EINTR
   struct sigaction old {};
+  // A process that ignores SIGINT (pool workers, servers, `nohup`) keeps
+  // ignoring it: the decision is its owner's.
+  sigaction(SIGINT, nullptr, &old);
+  if (old.sa_handler == SIG_IGN) return;
   sigaction(SIGINT, &sa, &old);
   if (old.sa_handler != on_sigint) {  // not re-armed: remember the caller's
     g_saved = old;
@@ -49,10 +53,9 @@ void arm(lua_State* L) {
 }
 
 void disarm(lua_State* L) {
-  struct sigaction sa {};
-  sa.sa_handler = SIG_DFL;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, g_have_saved ? &g_saved : &sa, nullptr);
+  // Put back what arm() replaced; if arm() left an ignored SIGINT alone
+  // there is nothing to restore.
+  if (g_have_saved) sigaction(SIGINT, &g_saved, nullptr);
   g_have_saved = false;
   clear(L);
   g_state = nullptr;

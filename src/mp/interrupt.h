@@ -17,7 +17,8 @@ namespace luamp::interrupt {
 inline constexpr const char* kMessage = "interrupted!";
 
 // Installs the SIGINT handler (without SA_RESTART, so blocking syscalls
-// return EINTR) for a top-level call on L.  Clears any stale flag.
+// return EINTR) for a top-level call on L.  Clears any stale flag.  If
+// SIGINT is ignored (SIG_IGN), it stays ignored.
 void arm(lua_State* L);
 // Restores the SIGINT disposition arm() found and clears flag and hook.
 void disarm(lua_State* L);

@@ -9,6 +9,7 @@
 #include "mp/embedded.h"
 #include "mp/forkserver.h"
 #include "mp/lua_util.h"
+#include "mp/manager_io.h"
 #include "mp/payload.h"
 #include "mp/pool.h"
 #include "mp/process.h"
@@ -57,6 +58,7 @@ void open_core(lua_State* L) {
   open_payload(L);
   connection::open_connection(L);
   open_pool(L);
+  open_manager_io(L);
   lua_pushstring(L, "0.1.0");
   lua_setfield(L, -2, "version");
 }

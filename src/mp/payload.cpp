@@ -2,7 +2,10 @@
 // payloads (spawn and forkserver): the fds that luamp objects in a Process's
 // args need are kept open across exec, or passed over the fork server's
 // socket, and named in the payload.  Used by multiprocessing.spawn.
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <string>
 #include <vector>
@@ -15,7 +18,10 @@
 namespace luamp {
 namespace {
 
-// core.encode_with_fds(value [, rootname]) -> bytes, {fds...}
+// core.encode_with_fds(value [, rootname]) -> bytes, {fds...}.  The fds are
+// duplicates (close-on-exec) that the caller owns and must close once the
+// child has them: the objects in `value` keep their own fds, so a Listener or
+// Connection sent to several children stays usable in the parent.
 int payload_encode(lua_State* L) {
   luaL_checkany(L, 1);
   const char* root = luaL_optstring(L, 2, "value");
@@ -27,6 +33,15 @@ int payload_encode(lua_State* L) {
     ctx.fds = &fds;
     ctx.path = root;
     codec::encode(L, 1, out, ctx);
+    for (size_t i = 0; i < fds.size(); ++i) {
+      int dup = fcntl(fds[i], F_DUPFD_CLOEXEC, 0);
+      if (dup < 0) {
+        int saved = errno;
+        for (size_t j = 0; j < i; ++j) close(fds[j]);
+        throw Failure::os("dup", saved);
+      }
+      fds[i] = dup;
+    }
     lua_pushlstring(L, out.data(), out.size());
     lua_createtable(L, static_cast<int>(fds.size()), 0);
     for (size_t i = 0; i < fds.size(); ++i) {

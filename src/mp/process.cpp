@@ -304,6 +304,9 @@ int process_spawn_exec(lua_State* L) {
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
 
+    // Fail in the caller, as Python does, rather than in a child that
+    // cannot exec (which could only report exit code 127).
+    if (access(exe, X_OK) != 0) throw Failure::os(std::string("spawn: cannot execute '") + exe + "'", errno, exe);
     int own = own_sentinel(L);
     std::fflush(nullptr);
     pid_t parent = getpid();

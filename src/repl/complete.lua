@@ -18,11 +18,22 @@ local function is_identifier(s)
   return s:match("^[%a_][%w_]*$") ~= nil
 end
 
--- The __index table of v's metatable, or nil (an __index function is not
--- called).
+-- The __index table of v's metatable, or nil.  An __index function is not
+-- called; for a native type whose __index function serves fields and then
+-- methods, `__methods` or the function's first table upvalue is used.
 local function index_table(v)
   local mt = debug.getmetatable(v)
-  local idx = type(mt) == "table" and rawget(mt, "__index") or nil
+  if type(mt) ~= "table" then return nil end
+  local idx = rawget(mt, "__methods")
+  if type(idx) == "table" then return idx end
+  idx = rawget(mt, "__index")
+  if type(idx) == "function" then
+    for i = 1, 255 do
+      local name, up = debug.getupvalue(idx, i)
+      if name == nil then return nil end
+      if type(up) == "table" then return up end
+    end
+  end
   return type(idx) == "table" and idx or nil
 end
 

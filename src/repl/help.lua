@@ -15,6 +15,13 @@ local docs = ...
 
 local M = {}
 
+-- Headings that start with a standard function describe how it treats
+-- luamp objects ("### tostring(process)"): part of the page, not a name.
+local kNotNames = {
+  tostring = true, pairs = true, ipairs = true, print = true, type = true, next = true,
+  select = true, rawlen = true, rawequal = true, getmetatable = true,
+}
+
 local index    -- name -> entry; built on first use
 local order    -- documented names in page order
 local pages    -- {file=, title=, names={...}} in file-name order
@@ -49,7 +56,7 @@ local function parse()
         if #level == 3 then
           local h = heading:gsub("`", "")
           local name = h:match("^[%w_%.:]+")
-          if name then
+          if name and not kNotNames[name] then
             cur = {name = name, heading = h, file = file, lines = {}}
             if index[name] then
               duplicates[#duplicates + 1] = name .. " (" .. index[name].file .. ", " .. file .. ")"
@@ -108,8 +115,28 @@ local function similar(name)
   return out
 end
 
+-- A class of multiprocessing.class (or a type built like one): a table
+-- that names its instances' type.
 local function is_class(t)
-  return type(t) == "table" and rawget(t, "__index") == t
+  return type(t) == "table" and type(rawget(t, "__name")) == "string"
+end
+
+-- The methods table of a native type's metatable: `__methods` if set, else
+-- the `__index` table, else (an `__index` function that serves fields, then
+-- methods) the first table among that function's upvalues.
+function M.methods_of(mt)
+  if type(mt) ~= "table" then return nil end
+  local m = rawget(mt, "__methods")
+  if type(m) == "table" then return m end
+  local idx = rawget(mt, "__index")
+  if type(idx) == "table" then return idx end
+  if type(idx) == "function" then
+    for i = 1, 255 do
+      local name, v = debug.getupvalue(idx, i)
+      if name == nil then break end
+      if type(v) == "table" then return v end
+    end
+  end
 end
 
 local function sorted_keys(t)
@@ -176,10 +203,10 @@ local function names_of_values()
     if k:match("^mp%.[%w_%.]+$") and type(mt) == "table" and rawget(mt, "__name") == k then
       local short = k:sub(4)
       add(mt, k)
-      local idx = rawget(mt, "__index")
-      if type(idx) == "table" then
-        for _, m in ipairs(sorted_keys(idx)) do
-          if type(rawget(idx, m)) == "function" then add(rawget(idx, m), short .. ":" .. m) end
+      local methods = M.methods_of(mt)
+      if methods then
+        for _, m in ipairs(sorted_keys(methods)) do
+          if type(rawget(methods, m)) == "function" then add(rawget(methods, m), short .. ":" .. m) end
         end
       end
     end
@@ -310,7 +337,20 @@ function M.show(...)
     return
   end
   if #info.names > 0 then
-    out(string.format("No documentation for %s (a %s).", info.names[1], type(x)))
+    -- A type without a section of its own: point to its documented members.
+    local members = {}
+    for _, n in ipairs(info.names) do
+      local short = n:gsub("^mp%.", "")
+      for _, d in ipairs(order) do
+        if d:sub(1, #short + 1) == short .. ":" or d:sub(1, #short + 1) == short .. "." then
+          members[#members + 1] = d
+        end
+      end
+      if #members > 0 then break end
+    end
+    local msg = string.format("No documentation for %s (a %s).", info.names[1], type(x))
+    if #members > 0 then msg = msg .. " Its documented members:\n" .. wrap(members, "  ") end
+    out(msg)
     return
   end
   local std = stdlib_name(x)

@@ -39,10 +39,12 @@ constexpr const char* kCompleterKey = "luamp.repl.completer";
 // "mp.Queue" and "q:get" are one word.
 constexpr const char* kWordBreaks = " \t\n\"\\'`@$><=;|&{(+-*/%^~#,[])}";
 
-// SIGINT at the prompt: the only state the handler touches.
+// SIGINT and SIGWINCH at the prompt: the only state the handlers touch.
 volatile sig_atomic_t g_prompt_sigint = 0;
+volatile sig_atomic_t g_sigwinch = 0;
 
 void on_prompt_sigint(int) { g_prompt_sigint = 1; }
+void on_sigwinch(int) { g_sigwinch = 1; }
 
 // What readline's callbacks (which carry no user pointer) work on: the state
 // for completion and the slot the line handler fills.  Set by run() for its
@@ -57,9 +59,14 @@ Session* g_session = nullptr;
 
 enum class Read { kLine, kEof, kInterrupted };
 
+// The history file: $LUAMP_HISTORY, else ~/.luamp_history; none ("") when
+// LUAMP_HISTORY is empty, when neither it nor HOME is set, or when stdin is
+// not a terminal (piped input is not the user's history).
 std::string history_path() {
+  if (!isatty(STDIN_FILENO)) return "";
   if (const char* p = std::getenv("LUAMP_HISTORY")) return p;
-  if (const char* home = std::getenv("HOME")) return std::string(home) + "/.luamp_history";
+  const char* home = std::getenv("HOME");
+  if (home != nullptr && home[0] != '\0') return std::string(home) + "/.luamp_history";
   return "";
 }
 
@@ -103,6 +110,10 @@ Read read_line(const char* prompt, std::string& out) {
       result = Read::kInterrupted;
       break;
     }
+    if (g_sigwinch) {  // the terminal was resized: readline re-reads its size
+      g_sigwinch = 0;
+      rl_resize_terminal();
+    }
     if (s->line_done) {
       result = s->line_eof ? Read::kEof : Read::kLine;
       out = s->line;
@@ -136,9 +147,9 @@ bool incomplete(lua_State* L, int status) {
   return false;
 }
 
-// Adds a typed line to the history (and its file), skipping blanks and
-// repeats.  Every physical line is one entry, so the history reads back the
-// same after a restart.
+// Adds a complete chunk to the history (and its file), skipping blanks and
+// repeats.  A multi-line chunk is one entry: the file carries a "#<time>"
+// line before each entry, so reading it back keeps the lines together.
 void remember(const std::string& line, const std::string& hist) {
   if (line.find_first_not_of(" \t") == std::string::npos) return;
   HIST_ENTRY* last = history_length > 0 ? history_get(history_base + history_length - 1) : nullptr;
@@ -155,23 +166,29 @@ int load_chunk(lua_State* L, const std::string& hist) {
   Read r = read_line(kPrompt, line);
   if (r == Read::kEof) return -1;
   if (r == Read::kInterrupted) return -2;
-  remember(line, hist);
   // "=expr" is "return expr", as in lua 5.4.
   std::string chunk = (!line.empty() && line[0] == '=') ? "return " + line.substr(1) : line;
   std::string expr = (!line.empty() && line[0] == '=') ? chunk + ";" : "return " + line + ";";
-  if (luaL_loadbuffer(L, expr.data(), expr.size(), "=stdin") == LUA_OK) return LUA_OK;
+  std::string typed = line;
+  if (luaL_loadbuffer(L, expr.data(), expr.size(), "=stdin") == LUA_OK) {
+    remember(typed, hist);
+    return LUA_OK;
+  }
   lua_pop(L, 1);
   for (;;) {
     int status = luaL_loadbuffer(L, chunk.data(), chunk.size(), "=stdin");
-    if (!incomplete(L, status)) return status;
+    if (!incomplete(L, status)) {
+      remember(typed, hist);
+      return status;
+    }
     r = read_line(kContinuePrompt, line);
     if (r == Read::kInterrupted) return -2;
     if (r == Read::kEof) {  // as lua: report the incomplete chunk, then stop
-      status = luaL_loadbuffer(L, chunk.data(), chunk.size(), "=stdin");
-      return status;
+      remember(typed, hist);
+      return luaL_loadbuffer(L, chunk.data(), chunk.size(), "=stdin");
     }
-    remember(line, hist);
     chunk += "\n" + line;
+    typed += "\n" + line;
   }
 }
 
@@ -289,13 +306,19 @@ void run(lua_State* L) {
   rl_completer_word_break_characters = const_cast<char*>(kWordBreaks);
   using_history();
   stifle_history(kHistoryMax);
+  history_write_timestamps = 1;   // "#<time>" before each entry in the file...
+  history_comment_char = '#';
+  history_multiline_entries = 1;  // ...so multi-line chunks read back whole
   std::string hist = history_path();
   load_history(hist);
 
-  struct sigaction sa {}, old {};
+  struct sigaction sa {}, old {}, old_winch {};
   sa.sa_handler = on_prompt_sigint;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, &old);
+  sa.sa_handler = on_sigwinch;
+  sa.sa_flags = SA_RESTART;  // a resize must not disturb running code
+  sigaction(SIGWINCH, &sa, &old_winch);
 
   if (lua_getglobal(L, "mp") == LUA_TNIL) require_into(L, "multiprocessing", "mp", nullptr);
   lua_pop(L, 1);
@@ -317,6 +340,7 @@ void run(lua_State* L) {
   lua_settop(L, 0);
   if (!hist.empty()) history_truncate_file(hist.c_str(), kHistoryMax);
   sigaction(SIGINT, &old, nullptr);
+  sigaction(SIGWINCH, &old_winch, nullptr);
   g_session = nullptr;
   std::printf("\n");
   std::fflush(stdout);

@@ -1,7 +1,7 @@
 -- Connections between processes: huge messages (256 MiB) both ways, order
 -- of many messages, a Connection passed in Process args and another passed
 -- through a Pipe to a running child.  No child is left behind.
--- start methods: fork
+-- start methods: fork spawn forkserver
 local mp = require "multiprocessing"
 
 local MiB = 1024 * 1024

@@ -210,6 +210,73 @@ do
   end
 end
 
+-- Daemonic children die with a parent killed by SIGKILL (no orphan runs on).
+do
+  local exe = os.getenv("LUAMP_EXE")
+  if exe then
+    local script = os.tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write([[
+      local mp = require "multiprocessing"
+      local d = mp.Process{target = os.sleep, args = {60}, daemon = true}
+      d:start()
+      print(os.getpid(), d.pid)
+      io.stdout:flush()
+      os.sleep(60)
+    ]])
+    f:close()
+    local pipe = io.popen("LUAMP_START_METHOD=" .. method .. " " .. exe .. " " .. script)
+    local parent_pid, daemon_pid = pipe:read("n", "n")
+    assert(parent_pid and daemon_pid, "the parent did not report its daemon")
+    local function alive(pid)
+      -- A zombie (already dead, not yet reaped by init) counts as gone.
+      local st = io.open("/proc/" .. pid .. "/stat")
+      if not st then return false end
+      local line = st:read("l") or ""
+      st:close()
+      return not line:match("^%d+ %b() [ZX]")
+    end
+    assert(alive(daemon_pid))
+    os.execute("kill -9 " .. parent_pid)
+    pipe:close()
+    local deadline = os.monotonic() + 5
+    while alive(daemon_pid) and os.monotonic() < deadline do os.sleep(0.02) end
+    local survived = alive(daemon_pid)
+    if survived then os.execute("kill -9 " .. daemon_pid) end
+    os.remove(script)
+    assert(not survived, "the daemon outlived its SIGKILLed parent (" .. method .. ")")
+  end
+end
+
+-- An object of a class registered by a module reaches a fresh child: the
+-- codec requires the module named by the class ("tmpmod.Point" -> tmpmod).
+do
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir " .. dir))
+  local f = assert(io.open(dir .. "/lmp_test_points.lua", "w"))
+  f:write([[
+    local mp = require "multiprocessing"
+    local Point = {}
+    Point.__index = Point
+    function Point.new(x, y) return setmetatable({x = x, y = y}, Point) end
+    function Point:sum() return self.x + self.y end
+    mp.register_class("lmp_test_points.Point", Point)
+    return Point
+  ]])
+  f:close()
+  local saved = package.path
+  package.path = dir .. "/?.lua;" .. package.path
+  local Point = require "lmp_test_points"
+  local p = mp.Process{target = function(pt) os.exit(pt:sum()) end, args = {Point.new(3, 4)}}
+  p:start()
+  p:join(30)
+  package.path = saved
+  os.remove(dir .. "/lmp_test_points.lua")
+  os.remove(dir)
+  assert(p.exitcode == 7, "registered class in a child: exit code " .. tostring(p.exitcode))
+end
+
 -- A global defined by the main script: present under fork, missing (with a
 -- message naming the start method) under spawn and forkserver.
 do

@@ -1,0 +1,64 @@
+-- The codec across a process boundary: a message made here is loaded by a
+-- separate luamp process (LUAMP_EXE), which runs the function it received
+-- and sends its answer back the same way.  Also mp.dumps/mp.loads misuse.
+local mp = require "multiprocessing"
+local exe = assert(os.getenv("LUAMP_EXE"), "LUAMP_EXE not set")
+
+local function write(path, s)
+  local f = assert(io.open(path, "wb"))
+  f:write(s)
+  f:close()
+end
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local input, output = os.tmpname(), os.tmpname()
+local ok, err = pcall(function()
+  local offset = 100
+  local function work(t)
+    -- math.sqrt and string.format are C functions sent by name; `label` is a
+    -- global of the receiving process (the _ENV upvalue is its globals).
+    return string.format("%s %g", label, math.sqrt(t.n) + offset)
+  end
+  local cls = mp.TimeoutError("from the parent")
+  write(input, mp.dumps {work = work, arg = {n = 16}, err = cls, holes = {1, nil, 3}})
+  local child = [[
+    local mp = require "multiprocessing"
+    local f = assert(io.open(arg[1], "rb")); local msg = mp.loads(f:read("a")); f:close()
+    label = "child says"
+    local out = {
+      answer = msg.work(msg.arg),
+      is_timeout = mp.isinstance(msg.err, mp.TimeoutError),
+      holes = msg.holes,
+      err = mp.Empty("from the child"),
+      pid = os.getpid(),
+    }
+    local o = assert(io.open(arg[2], "wb")); o:write(mp.dumps(out)); o:close()
+  ]]
+  local script = os.tmpname()
+  write(script, child)
+  local okx = os.execute(string.format("'%s' '%s' '%s' '%s'", exe, script, input, output))
+  os.remove(script)
+  assert(okx, "child failed")
+  local back = mp.loads(read(output))
+  assert(back.answer == "child says 104", back.answer)
+  assert(back.is_timeout == true)
+  assert(back.holes[1] == 1 and back.holes[2] == nil and back.holes[3] == 3)
+  assert(mp.isinstance(back.err, mp.Empty) and back.err.message == "from the child")
+  assert(back.pid ~= os.getpid())
+end)
+os.remove(input)
+os.remove(output)
+assert(ok, err)
+
+-- Misuse.
+assert(not pcall(mp.dumps))
+assert(select(2, pcall(mp.loads, 42)):find("corrupt message"))
+assert(select(2, pcall(mp.loads, {})):find("bad argument #1 to '[%w.]*loads'"))
+assert(select(2, pcall(mp.register_class, 1, {})):find("bad argument #1 to '[%w.]*register_class'"))
+assert(select(2, pcall(mp.register_class, "x", 1)):find("bad argument #2 to '[%w.]*register_class'"))
+print("ok")

@@ -1,0 +1,104 @@
+-- 81_benchmarks: INC-mp_benchmarks, the historical "mp_benchmarks.py" of
+-- Python 2.6's multiprocessing page (Appendix A of the catalog).  Python's
+-- program times how many objects per second pass through queues and pipes,
+-- how fast sequences and locks are, and prints, for each benchmark,
+--   <n> objects passed through connection in <t> seconds
+--   average number/sec: <rate>
+-- doubling <n> until one run takes about a second.  This is a small, fast
+-- version (a tenth of a second per benchmark) of the rows luamp can run:
+-- the timings are not checkable, so the expected output has {{int}} and
+-- {{num}} where they go; what is checked is that every benchmark runs and
+-- that what was sent arrived.  Python's rows for threads have no Lua
+-- counterpart (Lua has no threads), and Python's "gc.disable()" is not
+-- needed.  For real measurements use scripts/bench.
+-- start methods: fork
+local mp = require "multiprocessing"
+
+local DURATION = 0.1  -- seconds; Python's used 1
+
+-- Runs `once(n)` (which returns the seconds it took) with n = 1, 2, 4, ...
+-- until a run takes DURATION, then prints the two lines of the original.
+local function benchmark(what, once)
+  local n = 1
+  while true do
+    local elapsed = once(n)
+    if elapsed >= DURATION then
+      print(string.format("%d %s in %.4f seconds", n, what, elapsed))
+      print(string.format("average number/sec: %.1f", n / elapsed))
+      return
+    end
+    n = n * 2
+  end
+end
+
+-- Python: test_pipespeed.  A child sends n 256-byte strings then "STOP";
+-- the parent receives them and checks they all arrived.
+local function pipe_objects(n)
+  local a, b = mp.Pipe()
+  local p = mp.Process{target = function(conn, count)
+    local s = string.rep("0", 256)
+    for _ = 1, count do conn:send(s) end
+    conn:send("STOP")
+  end, args = {b, n}}
+  local t = os.monotonic()
+  p:start()
+  local got = 0
+  while a:recv() ~= "STOP" do got = got + 1 end
+  local elapsed = os.monotonic() - t
+  p:join()
+  a:close(); b:close()
+  assert(got == n, "lost objects")
+  return elapsed
+end
+
+-- The same with raw bytes: send_bytes/recv_bytes skip the codec.
+local function pipe_bytes(n)
+  local a, b = mp.Pipe()
+  local p = mp.Process{target = function(conn, count)
+    local s = string.rep("0", 256)
+    for _ = 1, count do conn:send_bytes(s) end
+    conn:send_bytes("STOP")
+  end, args = {b, n}}
+  local t = os.monotonic()
+  p:start()
+  local got = 0
+  while a:recv_bytes() ~= "STOP" do got = got + 1 end
+  local elapsed = os.monotonic() - t
+  p:join()
+  a:close(); b:close()
+  assert(got == n, "lost messages")
+  return elapsed
+end
+
+-- Python: test_seqspeed on a plain list; here a plain Lua table (reading
+-- item 5, as the original does).
+local function table_reads(n)
+  local seq = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
+  local sum = 0
+  local t = os.monotonic()
+  for _ = 1, n do sum = sum + seq[6] end
+  local elapsed = os.monotonic() - t
+  assert(sum == 5 * n)
+  return elapsed
+end
+
+-- Not in the original: how long starting and joining a process takes.
+local function process_starts(n)
+  local t = os.monotonic()
+  for _ = 1, n do
+    local p = mp.Process{target = function() end}
+    p:start()
+    p:join()
+    assert(p.exitcode == 0)
+  end
+  return os.monotonic() - t
+end
+
+print("\t######## testing objects through a pipe")
+benchmark("objects passed through connection", pipe_objects)
+print("\t######## testing bytes through a pipe")
+benchmark("messages passed through connection", pipe_bytes)
+print("\t######## testing sequence access")
+benchmark("iterations reading seq[6] of a table", table_reads)
+print("\t######## testing process start and join (" .. mp.get_start_method() .. ")")
+benchmark("processes started and joined", process_starts)
