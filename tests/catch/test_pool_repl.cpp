@@ -56,6 +56,7 @@ class Repl {
   // Reads until `needle` appears in the output since the last expect, or
   // `seconds` pass.  Returns whether it appeared.
   bool expect(const std::string& needle, double seconds = 20) {
+    if (getenv("POOL_REPL_DEBUG")) fprintf(stderr, "expect [%s] buffer [%s]\n", needle.c_str(), buffer_.c_str());
     auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
     for (;;) {
       size_t at = buffer_.find(needle);
@@ -81,7 +82,8 @@ class Repl {
   int finish() {
     send("\x04");
     int status = 0;
-    for (int i = 0; i < 200; ++i) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
       pid_t r = waitpid(pid_, &status, WNOHANG);
       if (r == pid_) {
         pid_ = -1;
@@ -89,7 +91,8 @@ class Repl {
       }
       char buf[4096];
       struct pollfd p {fd_, POLLIN, 0};
-      if (poll(&p, 1, 50) > 0) (void)!read(fd_, buf, sizeof buf);
+      // After the child closes the pty, poll reports a hang-up at once.
+      if (poll(&p, 1, 50) > 0 && read(fd_, buf, sizeof buf) <= 0) usleep(20 * 1000);
     }
     return -2;
   }
