@@ -20,6 +20,7 @@ local M = {}
 local count_args = process._count_args
 local unpack = table.unpack
 local monotonic = core.monotonic
+local pool_pack, pool_unpack = core.pool_pack, core.pool_unpack
 
 -- Worker name prefixes, as Python's.
 local prefixes = {fork = "ForkPoolWorker", spawn = "SpawnPoolWorker", forkserver = "ForkServerPoolWorker"}
@@ -38,7 +39,7 @@ M._live_channels = setmetatable({}, {__mode = "k"})
 -- The frames below the task (the worker loop, bootstrap) are cut off.
 local function task_handler(e)
   local tb = debug.traceback(nil, 2)
-  local cut = tb:find("\n\t%[C%]: in function 'xpcall'")
+  local cut = tb:find("\n\t[^\n]*multiprocessing%.pool%.lua:")
   if cut then tb = tb:sub(1, cut - 1) end
   return {e, tb}
 end
@@ -106,28 +107,44 @@ local function worker_main(conn, initializer, initargs, maxtasks)
     for i = 1, #batch do
       local c = batch[i]
       local f, star, first, items, n = funcs[c[1]], c[2], c[3], c[4], c[5]
+      if type(items) == "string" then items = pool_unpack(items) end
       local values, errs = {}, nil
       local t0 = monotonic()
-      for k = 1, n do
-        local okk, v
-        if star then
-          local a = items[k]
-          if type(a) == "table" then
-            okk, v = xpcall(f, task_handler, unpack(a, 1, count_args(a)))
-          else
-            okk, v = xpcall(f, task_handler, a)
+      -- One protected call runs the items until one fails; after a failure
+      -- a new one resumes at the next item (one xpcall per error, not per
+      -- item).
+      local k = 0
+      local run
+      if star then
+        run = function()
+          while k < n do
+            k = k + 1
+            local a = items[k]
+            if type(a) == "table" then
+              values[k] = f(unpack(a, 1, count_args(a)))
+            else
+              values[k] = f(a)
+            end
           end
-        else
-          okk, v = xpcall(f, task_handler, items[k])
         end
-        if okk then
-          values[k] = v
-        else
-          errs = errs or {}
-          errs[k] = task_error(v, wname, first + k - 1)
+      else
+        run = function()
+          while k < n do
+            k = k + 1
+            values[k] = f(items[k])
+          end
         end
       end
-      send_answer(conn, {values, errs, monotonic() - t0}, wname, first, n)
+      while k < n do
+        local okk, e = xpcall(run, task_handler)
+        if not okk then
+          errs = errs or {}
+          errs[k] = task_error(e, wname, first + k - 1)
+        end
+      end
+      -- Numbers-only results travel packed (see pool.cpp).
+      local packed = n > 8 and not errs and pool_pack(values, 1, n)
+      send_answer(conn, {packed or values, errs, monotonic() - t0}, wname, first, n)
       done = done + 1
     end
     if maxtasks and done >= maxtasks then break end
@@ -234,10 +251,13 @@ function MapResult:_deliver(first, n, values, errs)
       if errs[k] ~= nil then return self:_finish(false, errs[k]) end
     end
   end
-  local out = self._out
-  for k = 1, n do out[first + k - 1] = values[k] end
+  if type(values) == "string" then
+    pool_unpack(values, self._out, first)
+  else
+    table.move(values, 1, n, first, self._out)
+  end
   self._left = self._left - n
-  if self._left == 0 then self:_finish(true, out) end
+  if self._left == 0 then self:_finish(true, self._out) end
 end
 
 -- IMapIterator: imap (ordered) and imap_unordered.
@@ -245,6 +265,7 @@ local IMapIterator = class.new("IMapIterator")
 M.IMapIterator = IMapIterator
 
 function IMapIterator:_deliver(first, n, values, errs)
+  if type(values) == "string" then values = pool_unpack(values) end
   local have, vals, order = self._have, self._values, self._order
   for k = 1, n do
     local i = first + k - 1
@@ -479,7 +500,8 @@ function Pool:_window()
   local ct = self._ct
   if ct == nil then return 2 end
   local w = math.floor(0.005 / math.max(ct, 1e-7))
-  if w < 1 then return 1 end
+  -- Below ~20 ms a chunk, a second one in hand hides the round trip.
+  if w < 2 then return ct < 0.02 and 2 or 1 end
   if w > 1024 then return 1024 end
   return w
 end
@@ -718,10 +740,12 @@ local function make_source(job, seq, chunksize, fid, star)
     end
   end
   local len = #seq
+  local plain = getmetatable(seq) == nil
   return function()
     if pos >= len then return nil end
     local n = math.min(chunksize, len - pos)
-    local items = table.move(seq, pos + 1, pos + n, 1, {})
+    local items = plain and n > 8 and pool_pack(seq, pos + 1, pos + n)
+    if not items then items = table.move(seq, pos + 1, pos + n, 1, {}) end
     local c = {fid, star, pos + 1, items, n}
     pos = pos + n
     return c

@@ -14,6 +14,9 @@
 //   channel:pending() -> bytes     bytes still queued
 //   channel:recv() -> list|nil, eof   every whole message that has arrived
 //   channel:fileno(), channel:close()  (__gc and __close close too)
+//   core.pool_pack(t, i, j) / core.pool_unpack(s [, t, offset])
+//       numbers-only chunks (items and results) as one flat string, which
+//       the codec copies instead of walking element by element.
 //   core.pool_poll(channels, sentinels, timeout, pids, pool) -> list
 //       waits until a channel is readable (or writable while it has queued
 //       bytes) or a sentinel fd is readable; returns their positions
@@ -344,6 +347,76 @@ int pool_poll(lua_State* L) {
   });
 }
 
+// Numbers-only chunks skip the codec: 1 tag byte per element (0 integer,
+// 1 float), then 8 bytes per element in native byte order (both ends are
+// processes of the same machine and build).
+//
+// core.pool_pack(t, i, j) -> string, or nil when t[i..j] holds anything
+// but numbers (raw access: plain tables only).
+int pool_pack(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer i = luaL_checkinteger(L, 2);
+  lua_Integer j = luaL_checkinteger(L, 3);
+  if (j < i) {
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  size_t n = static_cast<size_t>(j - i + 1);
+  luaL_Buffer b;
+  char* p = luaL_buffinitsize(L, &b, n * 9);
+  char* vals = p + n;
+  for (size_t k = 0; k < n; ++k) {
+    lua_rawgeti(L, 1, i + static_cast<lua_Integer>(k));
+    int isint = 0;
+    lua_Integer iv = lua_tointegerx(L, -1, &isint);
+    if (isint && lua_isinteger(L, -1)) {
+      p[k] = 0;
+      std::memcpy(vals + 8 * k, &iv, 8);
+    } else if (lua_type(L, -1) == LUA_TNUMBER) {
+      lua_Number d = lua_tonumber(L, -1);
+      p[k] = 1;
+      std::memcpy(vals + 8 * k, &d, 8);
+    } else {
+      lua_pushnil(L);
+      return 1;
+    }
+    lua_pop(L, 1);
+  }
+  luaL_pushresultsize(&b, n * 9);
+  return 1;
+}
+
+// core.pool_unpack(s [, t, offset]) -> t: the numbers of a pool_pack string
+// stored at t[offset], t[offset+1], ... (a new table at 1 by default).
+int pool_unpack(lua_State* L) {
+  size_t len;
+  const char* s = luaL_checklstring(L, 1, &len);
+  luaL_argcheck(L, len % 9 == 0, 1, "not a packed chunk");
+  size_t n = len / 9;
+  lua_Integer offset = 1;
+  if (lua_istable(L, 2)) {
+    offset = luaL_checkinteger(L, 3);
+    lua_settop(L, 2);
+  } else {
+    lua_settop(L, 1);
+    lua_createtable(L, static_cast<int>(n), 0);
+  }
+  const char* vals = s + n;
+  for (size_t k = 0; k < n; ++k) {
+    if (s[k] == 0) {
+      lua_Integer v;
+      std::memcpy(&v, vals + 8 * k, 8);
+      lua_pushinteger(L, v);
+    } else {
+      lua_Number d;
+      std::memcpy(&d, vals + 8 * k, 8);
+      lua_pushnumber(L, d);
+    }
+    lua_rawseti(L, -2, offset + static_cast<lua_Integer>(k));
+  }
+  return 1;
+}
+
 }  // namespace
 
 void open_pool(lua_State* L) {
@@ -360,7 +433,11 @@ void open_pool(lua_State* L) {
     lua_setfield(L, -2, "__close");
   }
   lua_pop(L, 1);
-  static const luaL_Reg funcs[] = {{"pool_pipe", pool_pipe}, {"pool_poll", pool_poll}, {nullptr, nullptr}};
+  static const luaL_Reg funcs[] = {{"pool_pipe", pool_pipe},
+                                   {"pool_poll", pool_poll},
+                                   {"pool_pack", pool_pack},
+                                   {"pool_unpack", pool_unpack},
+                                   {nullptr, nullptr}};
   luaL_setfuncs(L, funcs, 0);
 }
 
