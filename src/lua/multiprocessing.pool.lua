@@ -21,6 +21,7 @@ local count_args = process._count_args
 local unpack = table.unpack
 local monotonic = core.monotonic
 local pool_pack, pool_unpack = core.pool_pack, core.pool_unpack
+local sunpack = string.unpack
 
 -- Worker name prefixes, as Python's.
 local prefixes = {fork = "ForkPoolWorker", spawn = "SpawnPoolWorker", forkserver = "ForkServerPoolWorker"}
@@ -97,6 +98,27 @@ local function worker_main(conn, initializer, initargs, maxtasks)
   end
   local funcs = {}
   local done = 0
+  -- The chunk being run.  One protected call runs its items until one
+  -- fails; after a failure a new one resumes at the next item (one xpcall
+  -- per error, not per item).
+  local f, items, n, values, k
+  local function run()
+    while k < n do
+      k = k + 1
+      values[k] = f(items[k])
+    end
+  end
+  local function run_star()
+    while k < n do
+      k = k + 1
+      local a = items[k]
+      if type(a) == "table" then
+        values[k] = f(unpack(a, 1, count_args(a)))
+      else
+        values[k] = f(a)
+      end
+    end
+  end
   while true do
     local ok, batch = pcall(conn.recv, conn)
     if not ok or not batch then break end  -- quit, or the owner is gone
@@ -106,45 +128,34 @@ local function worker_main(conn, initializer, initargs, maxtasks)
     end
     for i = 1, #batch do
       local c = batch[i]
-      local f, star, first, items, n = funcs[c[1]], c[2], c[3], c[4], c[5]
+      local first = c[3]
+      f, items, n = funcs[c[1]], c[4], c[5]
       if type(items) == "string" then items = pool_unpack(items) end
-      local values, errs = {}, nil
+      values, k = {}, 0
+      local errs = nil
+      local body = c[2] and run_star or run
       local t0 = monotonic()
-      -- One protected call runs the items until one fails; after a failure
-      -- a new one resumes at the next item (one xpcall per error, not per
-      -- item).
-      local k = 0
-      local run
-      if star then
-        run = function()
-          while k < n do
-            k = k + 1
-            local a = items[k]
-            if type(a) == "table" then
-              values[k] = f(unpack(a, 1, count_args(a)))
-            else
-              values[k] = f(a)
-            end
-          end
-        end
-      else
-        run = function()
-          while k < n do
-            k = k + 1
-            values[k] = f(items[k])
-          end
-        end
-      end
       while k < n do
-        local okk, e = xpcall(run, task_handler)
+        local okk, e = xpcall(body, task_handler)
         if not okk then
           errs = errs or {}
           errs[k] = task_error(e, wname, first + k - 1)
         end
       end
-      -- Numbers-only results travel packed (see pool.cpp).
-      local packed = n > 8 and not errs and pool_pack(values, 1, n)
-      send_answer(conn, {packed or values, errs, monotonic() - t0}, wname, first, n)
+      -- Numbers-only results travel packed, with the busy time as one more
+      -- number (see pool.cpp): a string, so no table to encode.
+      local t = monotonic() - t0
+      local packed = nil
+      if not errs then
+        values[n + 1] = t
+        packed = pool_pack(values, 1, n + 1)
+        values[n + 1] = nil
+      end
+      if packed then
+        conn:send(packed)
+      else
+        send_answer(conn, {values, errs, t}, wname, first, n)
+      end
       done = done + 1
     end
     if maxtasks and done >= maxtasks then break end
@@ -202,6 +213,7 @@ end
 -- One chunk's answer for tasks first..first+n-1 of this job.
 function AsyncResult:_deliver(first, n, values, errs)
   if self._ready then return end
+  if type(values) == "string" then values = pool_unpack(values) end
   if errs and errs[1] ~= nil then return self:_finish(false, errs[1]) end
   self:_finish(true, values[1])
 end
@@ -252,7 +264,7 @@ function MapResult:_deliver(first, n, values, errs)
     end
   end
   if type(values) == "string" then
-    pool_unpack(values, self._out, first)
+    pool_unpack(values, self._out, first, n)
   else
     table.move(values, 1, n, first, self._out)
   end
@@ -513,7 +525,7 @@ function Pool:_dispatch()
   local workers = self._workers
   local nw = #workers
   if nw == 0 then return end
-  local batches = {}
+  local batches, bjobs = {}, {}
   local low = window >= 8 and window // 2 or window - 1
   while true do
     -- the least loaded worker that may take one more chunk
@@ -534,37 +546,44 @@ function Pool:_dispatch()
     if b == nil then
       b = {}
       batches[best] = b
+      bjobs[best] = {}
     end
     b[#b + 1] = c
+    bjobs[best][#b] = job
     best.qtail = best.qtail + 1
     best.q[best.qtail] = c
     best.qjob[best.qtail] = job
     best.assigned = best.assigned + 1
   end
   for w, b in pairs(batches) do
+    -- The functions this batch uses that the worker lacks go with it.
+    local jobs = bjobs[w]
+    local need, cnt = {}, 0
     for i = 1, #b do
       local fid = b[i][1]
-      if not w.has[fid] then
-        if w.nfn >= 256 then  -- bound the workers' caches
-          b.reset = true
-          w.has, w.nfn = {}, 0
-          b.defs = nil
-          -- every function of this batch must be sent again
-          for j = 1, i - 1 do
-            local fj = b[j][1]
-            if not w.has[fj] then
-              w.has[fj] = true
-              w.nfn = w.nfn + 1
-              b.defs = b.defs or {}
-              b.defs[fj] = self._fid_bytes[fj]
-            end
+      if not w.has[fid] and not need[fid] then
+        need[fid] = jobs[i]._fbytes
+        cnt = cnt + 1
+      end
+    end
+    if cnt > 0 then
+      if w.nfn + cnt > 256 then
+        -- Bound the worker's cache: it forgets every function, and this
+        -- batch carries all those it uses.
+        b.reset = true
+        w.has, w.nfn = {}, 0
+        need, cnt = {}, 0
+        for i = 1, #b do
+          local fid = b[i][1]
+          if not need[fid] then
+            need[fid] = jobs[i]._fbytes
+            cnt = cnt + 1
           end
         end
-        w.has[fid] = true
-        w.nfn = w.nfn + 1
-        b.defs = b.defs or {}
-        b.defs[fid] = self._fid_bytes[fid]
       end
+      b.defs = need
+      for fid in pairs(need) do w.has[fid] = true end
+      w.nfn = w.nfn + cnt
     end
     w.ch:send(b)
   end
@@ -596,12 +615,17 @@ function Pool:_on_answers(w, msgs)
     local c, job = w.q[h], w.qjob[h]
     w.q[h], w.qjob[h] = nil, nil
     w.qhead = h + 1
-    local t = msg[3]
+    local values, errs, t
+    if type(msg) == "string" then  -- packed numbers, then the busy time
+      values, t = msg, sunpack("=d", msg, #msg - 7)
+    else
+      values, errs, t = msg[1], msg[2], msg[3]
+    end
     if t then
       local ct = self._ct
       self._ct = ct and (ct * 0.8 + t * 0.2) or t
     end
-    if self._jobs[job._id] then job:_deliver(c[3], c[5], msg[1], msg[2]) end
+    if self._jobs[job._id] then job:_deliver(c[3], c[5], values, errs) end
   end
 end
 
@@ -791,12 +815,11 @@ function Pool:_map_async(fname, f, seq, chunksize, callback, error_callback, sta
     if chunksize < 1 then chunksize = 1 end
   end
   local job = MapResult(self, callback, error_callback)
+  local e = self:_fid(f)
+  job._fbytes = e[2]
   job._out = {}
   job._left = len
   job._total = len
-  local e = self:_fid(f)
-  self._fid_bytes = self._fid_bytes or {}
-  self._fid_bytes[e[1]] = e[2]
   job._produce = make_source(job, seq, chunksize, e[1], star)
   if len == 0 then
     job._id = -1
@@ -835,8 +858,7 @@ function Pool:apply_async(f, args, callback, error_callback)
   opt_callable(error_callback, "apply_async", 4)
   local job = AsyncResult(self, callback, error_callback)
   local e = self:_fid(f)
-  self._fid_bytes = self._fid_bytes or {}
-  self._fid_bytes[e[1]] = e[2]
+  job._fbytes = e[2]
   local c = {e[1], true, 1, {args or {}}, 1}
   job._produce = function()
     local x = c
@@ -860,8 +882,7 @@ function Pool:_imap(fname, f, seq, chunksize, unordered)
                            _order = unordered and {} or nil}, IMapIterator)
   if type(seq) ~= "function" then it._total = #seq end
   local e = self:_fid(f)
-  self._fid_bytes = self._fid_bytes or {}
-  self._fid_bytes[e[1]] = e[2]
+  it._fbytes = e[2]
   it._produce = make_source(it, seq, chunksize or 1, e[1], false)
   self:_submit(it)
   it:_check_complete()

@@ -386,23 +386,28 @@ int pool_pack(lua_State* L) {
   return 1;
 }
 
-// core.pool_unpack(s [, t, offset]) -> t: the numbers of a pool_pack string
-// stored at t[offset], t[offset+1], ... (a new table at 1 by default).
+// core.pool_unpack(s [, t, offset [, count]]) -> t: the numbers of a
+// pool_pack string (the first `count` of them, default all) stored at
+// t[offset], t[offset+1], ... (a new table at 1 by default).
 int pool_unpack(lua_State* L) {
   size_t len;
   const char* s = luaL_checklstring(L, 1, &len);
   luaL_argcheck(L, len % 9 == 0, 1, "not a packed chunk");
   size_t n = len / 9;
   lua_Integer offset = 1;
+  size_t count = n;
   if (lua_istable(L, 2)) {
     offset = luaL_checkinteger(L, 3);
+    lua_Integer c = luaL_optinteger(L, 4, static_cast<lua_Integer>(n));
+    luaL_argcheck(L, c >= 0 && static_cast<size_t>(c) <= n, 4, "count out of range");
+    count = static_cast<size_t>(c);
     lua_settop(L, 2);
   } else {
     lua_settop(L, 1);
     lua_createtable(L, static_cast<int>(n), 0);
   }
   const char* vals = s + n;
-  for (size_t k = 0; k < n; ++k) {
+  for (size_t k = 0; k < count; ++k) {
     if (s[k] == 0) {
       lua_Integer v;
       std::memcpy(&v, vals + 8 * k, 8);

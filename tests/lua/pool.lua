@@ -258,15 +258,23 @@ do
   assert(os.monotonic() - t0 < 10)
 end
 
--- The same function for many tasks is encoded once (it is cached by id).
+-- The same function for many tasks is encoded once per pool and sent once
+-- to each worker (pool internals: _next_fid counts encodings, w.nfn the
+-- functions a worker holds).
 do
   local pool <close> = mp.Pool(2)
-  local calls = 0
-  local real = mp.dumps
   local f = function(x) return x + 1 end
-  assert(#pool:map(f, seq(1000), 1) == 1000)
-  local r = pool:map(f, seq(3))
-  assert(same(r, {2, 3, 4}))
+  assert(#pool:map(f, seq(2000), 1) == 2000)
+  for i = 1, 200 do pool:apply_async(f, {i}) end
+  assert(same(pool:map(f, seq(3)), {2, 3, 4}))
+  assert(pool._next_fid == 1, "f was encoded " .. pool._next_fid .. " times")
+  for _, w in ipairs(pool._workers) do assert(w.nfn == 1, "a worker received f " .. w.nfn .. " times") end
+  -- Many distinct closures: the workers' caches stay bounded.
+  local rs = {}
+  for i = 1, 600 do rs[i] = pool:apply_async(function() return i end) end
+  for i = 1, 600 do assert(rs[i]:get(10) == i) end
+  -- (a cache holds at most 256 functions, or those of one batch)
+  for _, w in ipairs(pool._workers) do assert(w.nfn < 600, "worker cache " .. w.nfn) end
 end
 
 collectgarbage()
