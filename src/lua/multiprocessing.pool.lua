@@ -5,10 +5,10 @@
 -- tasks and results only inside pool calls: submitting, get/wait/ready,
 -- iterating, close/join/terminate.  Each worker has its own channel (a
 -- socket pair: core.pool_pipe) on which the owner sends batches of chunks
--- and the worker answers one message per chunk, in order; so the owner
--- always knows which chunk a worker is running (the oldest unanswered one)
--- and a worker's death (its sentinel) fails exactly that chunk with
--- WorkerLostError while its unstarted chunks go to other workers.
+-- and the worker sends back the chunks' answers, in order, a few at a time;
+-- a shared progress page (started/finished counts) tells the owner which
+-- chunk a dead worker was running: that chunk fails with WorkerLostError,
+-- its other chunks go to other workers.
 local core = require "multiprocessing.core"
 local class = require "multiprocessing.class"
 local errors = require "multiprocessing.errors"
@@ -86,18 +86,23 @@ end
 
 -- The body of a worker process.  Messages from the owner: a batch
 -- {chunk, chunk, ..., defs = {[fid] = encoded function}, reset = bool} or
--- false (quit).  A chunk is {fid, star, first, items, n}.  The answer to a
--- chunk is {values, errs (sparse, or nil), seconds busy}.
-local function worker_main(conn, initializer, initargs, maxtasks)
+-- false (quit).  A chunk is {fid, star, first, items, n} (items may be a
+-- pool_pack string).  The answer to a chunk is {values, errs (sparse, or
+-- nil), seconds busy}, or, for numbers only, the pool_pack string of the
+-- values followed by the seconds; a message holds one answer or
+-- {b = true, answer, answer, ...}.
+local function worker_main(conn, slotconn, initializer, initargs, maxtasks)
   core.ignore_sigint()
   for ch in pairs(M._live_channels) do ch:close() end  -- copies inherited by fork
   M._live_channels = setmetatable({}, {__mode = "k"})
+  local slot = core.pool_slot(slotconn)
+  slotconn:close()
   local wname = process.current_process().name
   if initializer ~= nil then
     initializer(unpack(initargs, 1, count_args(initargs)))
   end
   local funcs = {}
-  local done = 0
+  local done = 0   -- chunks started (and, between chunks, finished)
   -- The chunk being run.  One protected call runs its items until one
   -- fails; after a failure a new one resumes at the next item (one xpcall
   -- per error, not per item).
@@ -119,6 +124,23 @@ local function worker_main(conn, initializer, initargs, maxtasks)
       end
     end
   end
+  -- Answers not yet sent: one message carries several (the progress page
+  -- says which chunk was running if this process dies meanwhile).
+  local out, out_info, out_since = {b = true}, {}, nil
+  local function flush()
+    local count = #out
+    if count == 0 then return end
+    local msg = count == 1 and out[1] or out
+    if not pcall(conn.send, conn, msg) then
+      -- Something in there cannot be encoded: send them one by one, each
+      -- bad value becoming its task's error.
+      for i = 1, count do
+        local info = out_info[i]
+        send_answer(conn, out[i], wname, info[1], info[2])
+      end
+    end
+    out, out_info, out_since = {b = true}, {}, nil
+  end
   while true do
     local ok, batch = pcall(conn.recv, conn)
     if not ok or not batch then break end  -- quit, or the owner is gone
@@ -134,6 +156,8 @@ local function worker_main(conn, initializer, initargs, maxtasks)
       values, k = {}, 0
       local errs = nil
       local body = c[2] and run_star or run
+      done = done + 1
+      slot:start(done)
       local t0 = monotonic()
       while k < n do
         local okk, e = xpcall(body, task_handler)
@@ -142,22 +166,25 @@ local function worker_main(conn, initializer, initargs, maxtasks)
           errs[k] = task_error(e, wname, first + k - 1)
         end
       end
+      local now = monotonic()
+      slot:finish(done)
       -- Numbers-only results travel packed, with the busy time as one more
       -- number (see pool.cpp): a string, so no table to encode.
-      local t = monotonic() - t0
-      local packed = nil
+      local t = now - t0
+      local answer = nil
       if not errs then
         values[n + 1] = t
-        packed = pool_pack(values, 1, n + 1)
+        answer = pool_pack(values, 1, n + 1)
         values[n + 1] = nil
       end
-      if packed then
-        conn:send(packed)
-      else
-        send_answer(conn, {values, errs, t}, wname, first, n)
-      end
-      done = done + 1
+      local m = #out + 1
+      out[m] = answer or {values, errs, t}
+      out_info[m] = {first, n}
+      out_since = out_since or t0
+      -- Answers leave at the end of the batch, or every 2 ms of work.
+      if now - out_since >= 0.002 then flush() end
     end
+    flush()
     if maxtasks and done >= maxtasks then break end
   end
   conn:close()
@@ -441,16 +468,17 @@ end
 
 function Pool:_start_worker()
   self._worker_count = self._worker_count + 1
-  local ch, conn = core.pool_pipe()
+  local ch, conn, slotconn = core.pool_pipe()
   M._live_channels[ch] = true
   local proc = self._Process{
     target = worker_main,
-    args = {conn, self._initializer, self._initargs, self._maxtasks},
+    args = {conn, slotconn, self._initializer, self._initargs, self._maxtasks},
     name = self._prefix .. "-" .. self._worker_count,
     daemon = true,
   }
   proc:start()
   conn:close()
+  slotconn:close()
   local w = {proc = proc, ch = ch, pid = proc.pid, sentinel = proc.sentinel, name = proc.name,
              q = {}, qjob = {}, qhead = 1, qtail = 0, assigned = 0, has = {}, nfn = 0}
   self._workers[#self._workers + 1] = w
@@ -611,6 +639,17 @@ end
 function Pool:_on_answers(w, msgs)
   for m = 1, #msgs do
     local msg = msgs[m]
+    if type(msg) == "table" and msg.b then
+      for j = 1, #msg do self:_on_answer(w, msg[j]) end
+    else
+      self:_on_answer(w, msg)
+    end
+  end
+end
+
+-- One chunk's answer: a packed string, or {values, errs, seconds}.
+function Pool:_on_answer(w, msg)
+  do
     local h = w.qhead
     local c, job = w.q[h], w.qjob[h]
     w.q[h], w.qjob[h] = nil, nil
@@ -655,36 +694,43 @@ function Pool:_on_exit(w)
   for i, x in ipairs(self._workers) do
     if x == w then table.remove(self._workers, i) break end
   end
+  -- Which chunk was it running?  The progress page says how many it had
+  -- started and finished (its answers to finished ones may be lost).
+  local started, finished = w.ch:progress()
+  local running = started and started > finished and started or nil
   M._live_channels[w.ch] = nil
   w.ch:close()
   pcall(w.proc.close, w.proc)
   self:_rebuild_poll()
-  local h = w.qhead
-  if h <= w.qtail then
-    local c, job = w.q[h], w.qjob[h]
-    local first, n = c[3], c[5]
-    local how = describe_exit(code)
-    local errs = {}
-    for k = 1, n do
-      local idx = first + k - 1
-      local msg
-      if n == 1 then
-        msg = string.format("worker %s (pid %d) %s while running task %d", w.name, w.pid, how, idx)
-      else
-        msg = string.format("worker %s (pid %d) %s while running the chunk of tasks %d-%d (task %d)",
-                            w.name, w.pid, how, first, first + n - 1, idx)
+  local how = describe_exit(code)
+  local retry = {}
+  for i = w.qhead, w.qtail do
+    local c, job = w.q[i], w.qjob[i]
+    if i == running then
+      local first, n = c[3], c[5]
+      local errs = {}
+      for k = 1, n do
+        local idx = first + k - 1
+        local msg
+        if n == 1 then
+          msg = string.format("worker %s (pid %d) %s while running task %d", w.name, w.pid, how, idx)
+        else
+          msg = string.format("worker %s (pid %d) %s while running the chunk of tasks %d-%d (task %d)",
+                              w.name, w.pid, how, first, first + n - 1, idx)
+        end
+        errs[k] = errors.WorkerLostError(msg, {task = idx, worker = w.name, pid = w.pid, exitcode = code,
+                                               signal = code and code < 0 and -code or nil})
       end
-      errs[k] = errors.WorkerLostError(msg, {task = idx, worker = w.name, pid = w.pid, exitcode = code,
-                                             signal = code and code < 0 and -code or nil})
+      util.debug("worker " .. w.name .. " " .. how .. " while running a chunk")
+      if self._jobs[job._id] then job:_deliver(first, n, {}, errs) end
+    else
+      -- Not started, or finished with its answer lost: run it again
+      -- elsewhere, before anything else.
+      retry[#retry + 1] = {job, c}
     end
-    util.debug("worker " .. w.name .. " " .. how .. " with work in hand")
-    if self._jobs[job._id] then job:_deliver(first, n, {}, errs) end
-    -- unstarted chunks go first to the other workers, in order
-    local retry = {}
-    for i = h + 1, w.qtail do retry[#retry + 1] = {w.qjob[i], w.q[i]} end
-    for _, x in ipairs(self._retry) do retry[#retry + 1] = x end
-    self._retry = retry
   end
+  for _, x in ipairs(self._retry) do retry[#retry + 1] = x end
+  self._retry = retry
   if self._state ~= "TERMINATE" and (self._state == "RUN" or self:_has_work()) then
     self:_start_worker()
   end

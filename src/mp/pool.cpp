@@ -1,7 +1,7 @@
 // Native help for the Pool (src/lua/multiprocessing.pool.lua, docs/design/pool.md):
 // the owner's side of the channel to one worker, and the owner's wait.
 //
-//   core.pool_pipe() -> channel, conn
+//   core.pool_pipe() -> channel, conn, slot_conn
 //       A connected pair of stream sockets.  `conn` is an ordinary
 //       mp.Connection for the worker (it travels in the worker's Process
 //       args under every start method); `channel` (mp.PoolChannel) is the
@@ -13,7 +13,10 @@
 //   channel:flush() -> bool        writes more of the queue
 //   channel:pending() -> bytes     bytes still queued
 //   channel:recv() -> list|nil, eof   every whole message that has arrived
+//   channel:progress() -> started, finished   the worker's chunk counts
 //   channel:fileno(), channel:close()  (__gc and __close close too)
+//   core.pool_slot(slot_conn) -> slot  the worker's side of the progress
+//                                  page: slot:start(n), slot:finish(n)
 //   core.pool_pack(t, i, j) / core.pool_unpack(s [, t, offset])
 //       numbers-only chunks (items and results) as one flat string, which
 //       the codec copies instead of walking element by element.
@@ -31,6 +34,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -47,14 +51,32 @@
 #include "mp/lua_util.h"
 #include "mp/pool.h"
 #include "mp/system.h"
+#include "mp/unique.h"
 
 namespace luamp {
 namespace {
 
 constexpr const char* kChannelType = "mp.PoolChannel";
+constexpr const char* kSlotType = "mp.PoolSlot";
+
+// A worker's progress, in a shared page the owner also maps: how many
+// chunks it has started and how many it has finished.  Written only by the
+// worker; read by the owner after the worker died, to tell the chunk it was
+// running from the ones it finished (answers not yet sent) and the ones it
+// never started.
+struct Progress {
+  int64_t started;
+  int64_t finished;
+};
+constexpr size_t kSlotSize = 4096;
+
+struct Slot {
+  Progress* p = nullptr;  // mapped kSlotSize bytes, or nullptr when closed
+};
 
 struct Channel {
   int fd = -1;
+  Progress* progress = nullptr;  // the worker's slot (mapped kSlotSize)
   bool eof = false;
   std::string out;        // queued frames not yet written
   size_t out_pos = 0;     // bytes of `out` already written
@@ -74,6 +96,10 @@ int channel_close(lua_State* L) {
   if (ch->fd >= 0) {
     ::close(ch->fd);
     ch->fd = -1;
+  }
+  if (ch->progress) {
+    ::munmap(ch->progress, kSlotSize);
+    ch->progress = nullptr;
   }
   // The strings are C++ objects inside a Lua userdata: release their memory
   // here, as __gc never runs a destructor.
@@ -240,19 +266,91 @@ int channel_recv(lua_State* L) {
   });
 }
 
-// core.pool_pipe() -> channel, conn
+// channel:progress() -> started, finished: the worker's counts of chunks.
+int channel_progress(lua_State* L) {
+  Channel* ch = check_channel(L, 1);
+  if (ch->progress == nullptr) return 0;
+  lua_pushinteger(L, __atomic_load_n(&ch->progress->started, __ATOMIC_ACQUIRE));
+  lua_pushinteger(L, __atomic_load_n(&ch->progress->finished, __ATOMIC_ACQUIRE));
+  return 2;
+}
+
+// core.pool_pipe() -> channel, conn, slot_conn
+// `slot_conn` is a Connection object used only as the vehicle of the
+// progress page's fd (a memfd) to the worker, which maps it with
+// core.pool_slot(slot_conn): Connections already cross into children under
+// every start method.
 int pool_pipe(lua_State* L) {
   auto* ch = static_cast<Channel*>(lua_newuserdatauv(L, sizeof(Channel), 0));
   new (ch) Channel();  // closed first: fd == -1
   luaL_setmetatable(L, kChannelType);
+  int mem = memfd_create("luamp-pool-progress", MFD_CLOEXEC);
+  if (mem < 0 || ftruncate(mem, kSlotSize) != 0) {
+    int err = errno;
+    if (mem >= 0) ::close(mem);
+    return luaL_error(L, "Pool: cannot create a progress page: %s", std::strerror(err));
+  }
+  void* page = mmap(nullptr, kSlotSize, PROT_READ | PROT_WRITE, MAP_SHARED, mem, 0);
+  if (page == MAP_FAILED) {
+    int err = errno;
+    ::close(mem);
+    return luaL_error(L, "Pool: cannot map a progress page: %s", std::strerror(err));
+  }
+  ch->progress = static_cast<Progress*>(page);
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
     int err = errno;
+    ::close(mem);
     return luaL_error(L, "Pool: cannot create a worker channel: %s", std::strerror(err));
   }
   ch->fd = sv[0];
   connection::push_connection(L, sv[1], true, true, true);
-  return 2;
+  connection::push_connection(L, mem, true, false, false);
+  return 3;
+}
+
+Slot* check_slot(lua_State* L) {
+  auto* s = static_cast<Slot*>(luaL_checkudata(L, 1, kSlotType));
+  if (s->p == nullptr) luaL_error(L, "attempt to use a closed PoolSlot");
+  return s;
+}
+
+// core.pool_slot(slot_conn) -> slot: the worker's side of the progress page.
+int pool_slot(lua_State* L) {
+  int fd = connection::connection_fd(L, 1);
+  luaL_argcheck(L, fd >= 0, 1, "Connection expected");
+  auto* s = static_cast<Slot*>(lua_newuserdatauv(L, sizeof(Slot), 0));
+  s->p = nullptr;  // closed first
+  luaL_setmetatable(L, kSlotType);
+  void* page = mmap(nullptr, kSlotSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (page == MAP_FAILED) {
+    int err = errno;
+    return luaL_error(L, "Pool: cannot map the progress page: %s", std::strerror(err));
+  }
+  s->p = static_cast<Progress*>(page);
+  return 1;
+}
+
+// slot:start(n) / slot:finish(n): chunk n (counted from 1) starts / ends.
+int slot_start(lua_State* L) {
+  Slot* s = check_slot(L);
+  __atomic_store_n(&s->p->started, static_cast<int64_t>(luaL_checkinteger(L, 2)), __ATOMIC_RELEASE);
+  return 0;
+}
+
+int slot_finish(lua_State* L) {
+  Slot* s = check_slot(L);
+  __atomic_store_n(&s->p->finished, static_cast<int64_t>(luaL_checkinteger(L, 2)), __ATOMIC_RELEASE);
+  return 0;
+}
+
+int slot_close(lua_State* L) {
+  auto* s = static_cast<Slot*>(luaL_checkudata(L, 1, kSlotType));
+  if (s->p) {
+    ::munmap(s->p, kSlotSize);
+    s->p = nullptr;
+  }
+  return 0;
 }
 
 // Fills `fds` with the integers of the sequence at idx (channels give their
@@ -428,8 +526,8 @@ void open_pool(lua_State* L) {
   if (luaL_newmetatable(L, kChannelType)) {
     static const luaL_Reg methods[] = {{"send", channel_send},       {"flush", channel_flush},
                                        {"pending", channel_pending}, {"recv", channel_recv},
-                                       {"fileno", channel_fileno},   {"close", channel_close},
-                                       {nullptr, nullptr}};
+                                       {"fileno", channel_fileno},   {"progress", channel_progress},
+                                       {"close", channel_close},     {nullptr, nullptr}};
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, channel_close);
@@ -438,7 +536,19 @@ void open_pool(lua_State* L) {
     lua_setfield(L, -2, "__close");
   }
   lua_pop(L, 1);
+  if (luaL_newmetatable(L, kSlotType)) {
+    static const luaL_Reg methods[] = {
+        {"start", slot_start}, {"finish", slot_finish}, {"close", slot_close}, {nullptr, nullptr}};
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, slot_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, slot_close);
+    lua_setfield(L, -2, "__close");
+  }
+  lua_pop(L, 1);
   static const luaL_Reg funcs[] = {{"pool_pipe", pool_pipe},
+                                   {"pool_slot", pool_slot},
                                    {"pool_poll", pool_poll},
                                    {"pool_pack", pool_pack},
                                    {"pool_unpack", pool_unpack},
