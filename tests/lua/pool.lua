@@ -48,6 +48,21 @@ end
 
 local baseline = live_children()
 
+local function open_fds()
+  local p = io.popen("ls /proc/" .. os.getpid() .. "/fd")
+  local n = 0
+  for _ in p:lines() do n = n + 1 end
+  p:close()
+  return n
+end
+-- (a first pool starts what stays for the run, e.g. the fork server)
+do
+  local pool <close> = mp.Pool(1)
+  pool:apply(square, {1})
+end
+collectgarbage()
+local fd_baseline = open_fds()
+
 do
   local pool <close> = mp.Pool(3)
   assert(tostring(pool):find("Pool state=RUN pool_size=3"), tostring(pool))
@@ -184,6 +199,9 @@ do
     p:start()
     assert(a:recv():find("a Pool can only be used by the process that created it"))
     p:join(30)
+    p:close()
+    a:close()
+    b:close()
   end
 end
 check_error("processes must be at least 1", mp.Pool, 0)
@@ -281,4 +299,5 @@ collectgarbage()
 collectgarbage()
 assert(#mp.active_children() == 0, "children left: " .. #mp.active_children())
 assert(live_children() <= baseline, "processes left behind")
+assert(open_fds() <= fd_baseline, "file descriptors left open: " .. open_fds() .. " > " .. fd_baseline)
 print("pool tests passed (" .. method .. ")")
