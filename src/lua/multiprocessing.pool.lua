@@ -26,6 +26,9 @@ local sunpack = string.unpack
 -- Worker name prefixes, as Python's.
 local prefixes = {fork = "ForkPoolWorker", spawn = "SpawnPoolWorker", forkserver = "ForkServerPoolWorker"}
 
+local merge_runs  -- defined with the dispatcher
+local current_process = process.current_process
+
 local signal_names = {}
 for name, num in pairs(core.signals) do signal_names[num] = name end
 
@@ -106,21 +109,22 @@ local function worker_main(conn, slotconn, initializer, initargs, maxtasks)
   -- The chunk being run.  One protected call runs its items until one
   -- fails; after a failure a new one resumes at the next item (one xpcall
   -- per error, not per item).
-  local f, items, n, values, k
+  -- items[base+1 .. last] are the chunk's; values[1 ..] its results.
+  local f, items, base, last, values, k
   local function run()
-    while k < n do
+    while k < last do
       k = k + 1
-      values[k] = f(items[k])
+      values[k - base] = f(items[k])
     end
   end
   local function run_star()
-    while k < n do
+    while k < last do
       k = k + 1
       local a = items[k]
       if type(a) == "table" then
-        values[k] = f(unpack(a, 1, count_args(a)))
+        values[k - base] = f(unpack(a, 1, count_args(a)))
       else
-        values[k] = f(a)
+        values[k - base] = f(a)
       end
     end
   end
@@ -148,41 +152,52 @@ local function worker_main(conn, slotconn, initializer, initargs, maxtasks)
     if batch.defs then
       for fid, bytes in pairs(batch.defs) do funcs[fid] = core.loads(bytes) end
     end
+    -- A record is one chunk {fid, star, first, items, n}, or a run of
+    -- consecutive chunks of one job {fid, star, first, items, total, cs}:
+    -- chunks of cs items (the last may be shorter), answered one by one.
     for i = 1, #batch do
       local c = batch[i]
-      local first = c[3]
-      f, items, n = funcs[c[1]], c[4], c[5]
+      local first0, total = c[3], c[5]
+      local cs = c[6] or total
+      f, items = funcs[c[1]], c[4]
       if type(items) == "string" then items = pool_unpack(items) end
-      values, k = {}, 0
-      local errs = nil
       local body = c[2] and run_star or run
-      done = done + 1
-      slot:start(done)
-      local t0 = monotonic()
-      while k < n do
-        local okk, e = xpcall(body, task_handler)
-        if not okk then
-          errs = errs or {}
-          errs[k] = task_error(e, wname, first + k - 1)
+      local o = 0
+      while o < total do
+        local n = total - o
+        if n > cs then n = cs end
+        local first = first0 + o
+        values, k, base, last = {}, o, o, o + n
+        o = o + n
+        local errs = nil
+        done = done + 1
+        slot:start(done)
+        local t0 = monotonic()
+        while k < last do
+          local okk, e = xpcall(body, task_handler)
+          if not okk then
+            errs = errs or {}
+            errs[k - base] = task_error(e, wname, first + k - base - 1)
+          end
         end
+        local now = monotonic()
+        slot:finish(done)
+        -- Numbers-only results travel packed, with the busy time as one
+        -- more number (see pool.cpp): a string, so no table to encode.
+        local t = now - t0
+        local answer = nil
+        if not errs then
+          values[n + 1] = t
+          answer = pool_pack(values, 1, n + 1)
+          values[n + 1] = nil
+        end
+        local m = #out + 1
+        out[m] = answer or {values, errs, t}
+        out_info[m] = {first, n}
+        out_since = out_since or t0
+        -- Answers leave at the end of the batch, or every 2 ms of work.
+        if now - out_since >= 0.002 then flush() end
       end
-      local now = monotonic()
-      slot:finish(done)
-      -- Numbers-only results travel packed, with the busy time as one more
-      -- number (see pool.cpp): a string, so no table to encode.
-      local t = now - t0
-      local answer = nil
-      if not errs then
-        values[n + 1] = t
-        answer = pool_pack(values, 1, n + 1)
-        values[n + 1] = nil
-      end
-      local m = #out + 1
-      out[m] = answer or {values, errs, t}
-      out_info[m] = {first, n}
-      out_since = out_since or t0
-      -- Answers leave at the end of the batch, or every 2 ms of work.
-      if now - out_since >= 0.002 then flush() end
     end
     flush()
     if maxtasks and done >= maxtasks then break end
@@ -200,31 +215,42 @@ local function check_timeout(timeout, fname)
 end
 
 -- Pumps `pool` until `done()` or the deadline; returns done().
-local function wait_until(pool, done, timeout)
-  if done() then return true end
+-- (done is called as done(x): no closure per call)
+local function wait_until(pool, done, x, timeout)
+  if done(x) then return true end
   local deadline = timeout and (monotonic() + math.max(timeout, 0))
-  while not done() do
+  while not done(x) do
     local left
     if deadline then
       left = deadline - monotonic()
       if left <= 0 then
         pool:_pump(0)
-        return done()
+        return done(x)
       end
     end
-    if not pool:_pump(left) then return done() end
+    if not pool:_pump(left) then return done(x) end
   end
   return true
 end
+
+local function result_ready(r) return r._ready end
 
 -- AsyncResult: the result of apply_async (and the base of MapResult).
 local AsyncResult = class.new("AsyncResult")
 M.AsyncResult = AsyncResult
 
-function AsyncResult:new(pool, callback, error_callback)
-  local obj = setmetatable({_pool = pool, _callback = callback, _error_callback = error_callback,
-                            _ready = false}, self)
-  return obj
+function AsyncResult:new(pool, callback, error_callback, fbytes, chunk)
+  -- every field in the constructor: the table is made at its final size
+  return setmetatable({_pool = pool, _callback = callback, _error_callback = error_callback,
+                       _ready = false, _ok = false, _value = false, _id = 0, _fbytes = fbytes,
+                       _chunk = chunk}, self)
+end
+
+-- An apply job has one chunk.
+function AsyncResult:_produce()
+  local c = self._chunk
+  self._chunk = false
+  return c or nil
 end
 
 function AsyncResult:_finish(ok, value)
@@ -240,7 +266,10 @@ end
 -- One chunk's answer for tasks first..first+n-1 of this job.
 function AsyncResult:_deliver(first, n, values, errs)
   if self._ready then return end
-  if type(values) == "string" then values = pool_unpack(values) end
+  if type(values) == "string" then
+    -- one packed number: 2 tag bytes (value, busy time), then the value
+    return self:_finish(true, sunpack(values:byte(1) == 0 and "=j" or "=d", values, 3))
+  end
   if errs and errs[1] ~= nil then return self:_finish(false, errs[1]) end
   self:_finish(true, values[1])
 end
@@ -260,7 +289,7 @@ function AsyncResult:wait(timeout)
   check_timeout(timeout, "wait")
   local pool = self._pool
   pool:_check_owner("wait")
-  wait_until(pool, function() return self._ready end, timeout)
+  wait_until(pool, result_ready, self, timeout)
   pool:_run_callbacks()
 end
 
@@ -268,7 +297,7 @@ function AsyncResult:get(timeout)
   check_timeout(timeout, "get")
   local pool = self._pool
   pool:_check_owner("get")
-  wait_until(pool, function() return self._ready end, timeout)
+  wait_until(pool, result_ready, self, timeout)
   pool:_run_callbacks()
   if not self._ready then error(errors.TimeoutError(""), 2) end
   if not self._ok then error(self._value, 0) end
@@ -343,11 +372,8 @@ function IMapIterator:next(timeout)
   check_timeout(timeout, "next")
   local pool = self._pool
   pool:_check_owner("next")
-  local pos
-  wait_until(pool, function()
-    pos = self:_next_pos()
-    return pos ~= nil
-  end, timeout)
+  wait_until(pool, IMapIterator._next_pos, self, timeout)
+  local pos = self:_next_pos()
   pool:_run_callbacks()
   if pos == nil then error(errors.TimeoutError(""), 2) end
   if pos == "end" then return nil end
@@ -441,7 +467,7 @@ function M.new_pool(method, opts)
 end
 
 function Pool:_check_owner(what)
-  if core.getpid() ~= self._owner then
+  if rawget(current_process(), "_pid") ~= self._owner then
     error(string.format("%s: a Pool can only be used by the process that created it", what), 3)
   end
   if rawget(self, "_interrupted") then
@@ -546,6 +572,47 @@ function Pool:_window()
   return w
 end
 
+-- The message for a batch of chunks: consecutive small chunks of one job
+-- become one run record {fid, star, first, items, total, cs} (see
+-- worker_main), so a map with chunksize 1 encodes a few tables per batch
+-- instead of two per task.  The owner keeps its per-chunk records.
+function merge_runs(b, jobs)
+  local nb = #b
+  if nb < 2 then return b end
+  local msg = {defs = b.defs, reset = b.reset}
+  local i = 1
+  while i <= nb do
+    local c = b[i]
+    local cs = c[5]
+    local j, total = i, cs
+    if type(c[4]) == "table" and cs <= 8 then
+      while j < nb do
+        local d = b[j + 1]
+        if jobs[j + 1] ~= jobs[i] or d[1] ~= c[1] or d[2] ~= c[2] or d[3] ~= c[3] + total
+            or type(d[4]) ~= "table" or d[5] > cs or b[j][5] ~= cs then
+          break
+        end
+        j = j + 1
+        total = total + d[5]
+      end
+    end
+    if j > i then
+      local all, pos = {}, 0
+      for x = i, j do
+        local e = b[x]
+        table.move(e[4], 1, e[5], pos + 1, all)
+        pos = pos + e[5]
+      end
+      msg[#msg + 1] = {c[1], c[2], c[3], pool_pack(all, 1, total) or all, total, cs}
+      i = j + 1
+    else
+      msg[#msg + 1] = c
+      i = i + 1
+    end
+  end
+  return msg
+end
+
 -- Sends chunks to workers with room: the least loaded first.
 function Pool:_dispatch()
   if self._state == "TERMINATE" then return end
@@ -613,6 +680,7 @@ function Pool:_dispatch()
       for fid in pairs(need) do w.has[fid] = true end
       w.nfn = w.nfn + cnt
     end
+    b = merge_runs(b, jobs)
     w.ch:send(b)
   end
 end
@@ -902,15 +970,8 @@ function Pool:apply_async(f, args, callback, error_callback)
   end
   opt_callable(callback, "apply_async", 3)
   opt_callable(error_callback, "apply_async", 4)
-  local job = AsyncResult(self, callback, error_callback)
   local e = self:_fid(f)
-  job._fbytes = e[2]
-  local c = {e[1], true, 1, {args or {}}, 1}
-  job._produce = function()
-    local x = c
-    c = nil
-    return x
-  end
+  local job = AsyncResult(self, callback, error_callback, e[2], {e[1], true, 1, {args or {}}, 1})
   return self:_submit(job)
 end
 
