@@ -299,5 +299,13 @@ collectgarbage()
 collectgarbage()
 assert(#mp.active_children() == 0, "children left: " .. #mp.active_children())
 assert(live_children() <= baseline, "processes left behind")
-assert(open_fds() <= fd_baseline, "file descriptors left open: " .. open_fds() .. " > " .. fd_baseline)
+-- (the fork server may hold a descriptor for a moment while it answers)
+local fds = open_fds()
+for _ = 1, 20 do
+  if fds <= fd_baseline then break end
+  os.sleep(0.05)
+  collectgarbage()
+  fds = open_fds()
+end
+assert(fds <= fd_baseline, "file descriptors left open: " .. fds .. " > " .. fd_baseline)
 print("pool tests passed (" .. method .. ")")
