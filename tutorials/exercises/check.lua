@@ -140,18 +140,17 @@ server exit code:	0]],
                    "does the server stop at nil?",
   },
   [9] = {
-    file = "09_manager_visits.lua", session = 5,
-    title = "a visit counter in a manager's dict",
+    file = "09_manager_counter.lua", session = 5,
+    title = "a counter that counts right without a lock",
     methods = {"fork", "spawn"}, timeout = 60,
-    expected = [[visits:	500]],
+    expected = [[count:	500]],
     source = {
-      {any = {"m:Lock%(", "mp%.Lock%("}, hint = "make a Lock (m:Lock()) and pass it to every process"},
-      {any = {":guard%(", ":acquire%("}, hint = "hold the lock around the read and the write: " ..
-                                              "local _ <close> = lock:guard()"},
+      {any = {"register%("}, hint = "register the type: CounterManager.register(\"Counter\", new_counter)"},
     },
     hints = {
-      ["visits"] = "the lock must cover both the read and the write of visits[\"count\"], " ..
-                   "in every process",
+      ["count"] = "increment() must add 1 to self.n inside the server (one call), and value() " ..
+                  "return it; no lock is needed",
+      ["no Counter"] = "register new_counter under the name \"Counter\" before making the manager",
     },
   },
   [10] = {
