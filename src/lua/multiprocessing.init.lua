@@ -75,6 +75,7 @@ do
     BaseProxy = managers.BaseProxy,
     Namespace = managers.Namespace,
     LocalQueue = managers.LocalQueue,
+    wait_until = managers.wait_until,
     Server = managers.Server,
   }
   mp.Manager = function() return managers.Manager(nil) end
@@ -161,5 +162,10 @@ do
   core.register_class("multiprocessing.shared_memory.ShareableList", shared_memory.ShareableList)
   mp.managers.SharedMemoryManager = shared_memory.SharedMemoryManager
 end
+
+-- Queues (API.md "Queues")
+mp.Queue = core.Queue
+mp.SimpleQueue = core.SimpleQueue
+mp.JoinableQueue = core.JoinableQueue
 
 return mp

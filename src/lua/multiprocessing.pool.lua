@@ -5,10 +5,10 @@
 -- tasks and results only inside pool calls: submitting, get/wait/ready,
 -- iterating, close/join/terminate.  Each worker has its own channel (a
 -- socket pair: core.pool_pipe) on which the owner sends batches of chunks
--- and the worker answers one message per chunk, in order; so the owner
--- always knows which chunk a worker is running (the oldest unanswered one)
--- and a worker's death (its sentinel) fails exactly that chunk with
--- WorkerLostError while its unstarted chunks go to other workers.
+-- and the worker sends back the chunks' answers, in order, a few at a time;
+-- a shared progress page (started/finished counts) tells the owner which
+-- chunk a dead worker was running: that chunk fails with WorkerLostError,
+-- its other chunks go to other workers.
 local core = require "multiprocessing.core"
 local class = require "multiprocessing.class"
 local errors = require "multiprocessing.errors"
@@ -20,9 +20,14 @@ local M = {}
 local count_args = process._count_args
 local unpack = table.unpack
 local monotonic = core.monotonic
+local pool_pack, pool_unpack = core.pool_pack, core.pool_unpack
+local sunpack = string.unpack
 
 -- Worker name prefixes, as Python's.
 local prefixes = {fork = "ForkPoolWorker", spawn = "SpawnPoolWorker", forkserver = "ForkServerPoolWorker"}
+
+local merge_runs  -- defined with the dispatcher
+local current_process = process.current_process
 
 local signal_names = {}
 for name, num in pairs(core.signals) do signal_names[num] = name end
@@ -38,7 +43,7 @@ M._live_channels = setmetatable({}, {__mode = "k"})
 -- The frames below the task (the worker loop, bootstrap) are cut off.
 local function task_handler(e)
   local tb = debug.traceback(nil, 2)
-  local cut = tb:find("\n\t%[C%]: in function 'xpcall'")
+  local cut = tb:find("\n\t[^\n]*multiprocessing%.pool%.lua:")
   if cut then tb = tb:sub(1, cut - 1) end
   return {e, tb}
 end
@@ -84,18 +89,62 @@ end
 
 -- The body of a worker process.  Messages from the owner: a batch
 -- {chunk, chunk, ..., defs = {[fid] = encoded function}, reset = bool} or
--- false (quit).  A chunk is {fid, star, first, items, n}.  The answer to a
--- chunk is {values, errs (sparse, or nil), seconds busy}.
-local function worker_main(conn, initializer, initargs, maxtasks)
+-- false (quit).  A chunk is {fid, star, first, items, n} (items may be a
+-- pool_pack string).  The answer to a chunk is {values, errs (sparse, or
+-- nil), seconds busy}, or, for numbers only, the pool_pack string of the
+-- values followed by the seconds; a message holds one answer or
+-- {b = true, answer, answer, ...}.
+local function worker_main(conn, slotconn, initializer, initargs, maxtasks)
   core.ignore_sigint()
   for ch in pairs(M._live_channels) do ch:close() end  -- copies inherited by fork
   M._live_channels = setmetatable({}, {__mode = "k"})
+  local slot = core.pool_slot(slotconn)
+  slotconn:close()
   local wname = process.current_process().name
   if initializer ~= nil then
     initializer(unpack(initargs, 1, count_args(initargs)))
   end
   local funcs = {}
-  local done = 0
+  local done = 0   -- chunks started (and, between chunks, finished)
+  -- The chunk being run.  One protected call runs its items until one
+  -- fails; after a failure a new one resumes at the next item (one xpcall
+  -- per error, not per item).
+  -- items[base+1 .. last] are the chunk's; values[1 ..] its results.
+  local f, items, base, last, values, k
+  local function run()
+    while k < last do
+      k = k + 1
+      values[k - base] = f(items[k])
+    end
+  end
+  local function run_star()
+    while k < last do
+      k = k + 1
+      local a = items[k]
+      if type(a) == "table" then
+        values[k - base] = f(unpack(a, 1, count_args(a)))
+      else
+        values[k - base] = f(a)
+      end
+    end
+  end
+  -- Answers not yet sent: one message carries several (the progress page
+  -- says which chunk was running if this process dies meanwhile).
+  local out, out_info, out_since = {b = true}, {}, nil
+  local function flush()
+    local count = #out
+    if count == 0 then return end
+    local msg = count == 1 and out[1] or out
+    if not pcall(conn.send, conn, msg) then
+      -- Something in there cannot be encoded: send them one by one, each
+      -- bad value becoming its task's error.
+      for i = 1, count do
+        local info = out_info[i]
+        send_answer(conn, out[i], wname, info[1], info[2])
+      end
+    end
+    out, out_info, out_since = {b = true}, {}, nil
+  end
   while true do
     local ok, batch = pcall(conn.recv, conn)
     if not ok or not batch then break end  -- quit, or the owner is gone
@@ -103,33 +152,54 @@ local function worker_main(conn, initializer, initargs, maxtasks)
     if batch.defs then
       for fid, bytes in pairs(batch.defs) do funcs[fid] = core.loads(bytes) end
     end
+    -- A record is one chunk {fid, star, first, items, n}, or a run of
+    -- consecutive chunks of one job {fid, star, first, items, total, cs}:
+    -- chunks of cs items (the last may be shorter), answered one by one.
     for i = 1, #batch do
       local c = batch[i]
-      local f, star, first, items, n = funcs[c[1]], c[2], c[3], c[4], c[5]
-      local values, errs = {}, nil
-      local t0 = monotonic()
-      for k = 1, n do
-        local okk, v
-        if star then
-          local a = items[k]
-          if type(a) == "table" then
-            okk, v = xpcall(f, task_handler, unpack(a, 1, count_args(a)))
-          else
-            okk, v = xpcall(f, task_handler, a)
+      local first0, total = c[3], c[5]
+      local cs = c[6] or total
+      f, items = funcs[c[1]], c[4]
+      if type(items) == "string" then items = pool_unpack(items) end
+      local body = c[2] and run_star or run
+      local o = 0
+      while o < total do
+        local n = total - o
+        if n > cs then n = cs end
+        local first = first0 + o
+        values, k, base, last = {}, o, o, o + n
+        o = o + n
+        local errs = nil
+        done = done + 1
+        slot:start(done)
+        local t0 = monotonic()
+        while k < last do
+          local okk, e = xpcall(body, task_handler)
+          if not okk then
+            errs = errs or {}
+            errs[k - base] = task_error(e, wname, first + k - base - 1)
           end
-        else
-          okk, v = xpcall(f, task_handler, items[k])
         end
-        if okk then
-          values[k] = v
-        else
-          errs = errs or {}
-          errs[k] = task_error(v, wname, first + k - 1)
+        local now = monotonic()
+        slot:finish(done)
+        -- Numbers-only results travel packed, with the busy time as one
+        -- more number (see pool.cpp): a string, so no table to encode.
+        local t = now - t0
+        local answer = nil
+        if not errs then
+          values[n + 1] = t
+          answer = pool_pack(values, 1, n + 1)
+          values[n + 1] = nil
         end
+        local m = #out + 1
+        out[m] = answer or {values, errs, t}
+        out_info[m] = {first, n}
+        out_since = out_since or t0
+        -- Answers leave at the end of the batch, or every 2 ms of work.
+        if now - out_since >= 0.002 then flush() end
       end
-      send_answer(conn, {values, errs, monotonic() - t0}, wname, first, n)
-      done = done + 1
     end
+    flush()
     if maxtasks and done >= maxtasks then break end
   end
   conn:close()
@@ -145,31 +215,42 @@ local function check_timeout(timeout, fname)
 end
 
 -- Pumps `pool` until `done()` or the deadline; returns done().
-local function wait_until(pool, done, timeout)
-  if done() then return true end
+-- (done is called as done(x): no closure per call)
+local function wait_until(pool, done, x, timeout)
+  if done(x) then return true end
   local deadline = timeout and (monotonic() + math.max(timeout, 0))
-  while not done() do
+  while not done(x) do
     local left
     if deadline then
       left = deadline - monotonic()
       if left <= 0 then
         pool:_pump(0)
-        return done()
+        return done(x)
       end
     end
-    if not pool:_pump(left) then return done() end
+    if not pool:_pump(left) then return done(x) end
   end
   return true
 end
+
+local function result_ready(r) return r._ready end
 
 -- AsyncResult: the result of apply_async (and the base of MapResult).
 local AsyncResult = class.new("AsyncResult")
 M.AsyncResult = AsyncResult
 
-function AsyncResult:new(pool, callback, error_callback)
-  local obj = setmetatable({_pool = pool, _callback = callback, _error_callback = error_callback,
-                            _ready = false}, self)
-  return obj
+function AsyncResult:new(pool, callback, error_callback, fbytes, chunk)
+  -- every field in the constructor: the table is made at its final size
+  return setmetatable({_pool = pool, _callback = callback, _error_callback = error_callback,
+                       _ready = false, _ok = false, _value = false, _id = 0, _fbytes = fbytes,
+                       _chunk = chunk}, self)
+end
+
+-- An apply job has one chunk.
+function AsyncResult:_produce()
+  local c = self._chunk
+  self._chunk = false
+  return c or nil
 end
 
 function AsyncResult:_finish(ok, value)
@@ -185,6 +266,10 @@ end
 -- One chunk's answer for tasks first..first+n-1 of this job.
 function AsyncResult:_deliver(first, n, values, errs)
   if self._ready then return end
+  if type(values) == "string" then
+    -- one packed number: 2 tag bytes (value, busy time), then the value
+    return self:_finish(true, sunpack(values:byte(1) == 0 and "=j" or "=d", values, 3))
+  end
   if errs and errs[1] ~= nil then return self:_finish(false, errs[1]) end
   self:_finish(true, values[1])
 end
@@ -204,7 +289,7 @@ function AsyncResult:wait(timeout)
   check_timeout(timeout, "wait")
   local pool = self._pool
   pool:_check_owner("wait")
-  wait_until(pool, function() return self._ready end, timeout)
+  wait_until(pool, result_ready, self, timeout)
   pool:_run_callbacks()
 end
 
@@ -212,7 +297,7 @@ function AsyncResult:get(timeout)
   check_timeout(timeout, "get")
   local pool = self._pool
   pool:_check_owner("get")
-  wait_until(pool, function() return self._ready end, timeout)
+  wait_until(pool, result_ready, self, timeout)
   pool:_run_callbacks()
   if not self._ready then error(errors.TimeoutError(""), 2) end
   if not self._ok then error(self._value, 0) end
@@ -234,10 +319,13 @@ function MapResult:_deliver(first, n, values, errs)
       if errs[k] ~= nil then return self:_finish(false, errs[k]) end
     end
   end
-  local out = self._out
-  for k = 1, n do out[first + k - 1] = values[k] end
+  if type(values) == "string" then
+    pool_unpack(values, self._out, first, n)
+  else
+    table.move(values, 1, n, first, self._out)
+  end
   self._left = self._left - n
-  if self._left == 0 then self:_finish(true, out) end
+  if self._left == 0 then self:_finish(true, self._out) end
 end
 
 -- IMapIterator: imap (ordered) and imap_unordered.
@@ -245,6 +333,7 @@ local IMapIterator = class.new("IMapIterator")
 M.IMapIterator = IMapIterator
 
 function IMapIterator:_deliver(first, n, values, errs)
+  if type(values) == "string" then values = pool_unpack(values) end
   local have, vals, order = self._have, self._values, self._order
   for k = 1, n do
     local i = first + k - 1
@@ -283,11 +372,8 @@ function IMapIterator:next(timeout)
   check_timeout(timeout, "next")
   local pool = self._pool
   pool:_check_owner("next")
-  local pos
-  wait_until(pool, function()
-    pos = self:_next_pos()
-    return pos ~= nil
-  end, timeout)
+  wait_until(pool, IMapIterator._next_pos, self, timeout)
+  local pos = self:_next_pos()
   pool:_run_callbacks()
   if pos == nil then error(errors.TimeoutError(""), 2) end
   if pos == "end" then return nil end
@@ -381,7 +467,7 @@ function M.new_pool(method, opts)
 end
 
 function Pool:_check_owner(what)
-  if core.getpid() ~= self._owner then
+  if rawget(current_process(), "_pid") ~= self._owner then
     error(string.format("%s: a Pool can only be used by the process that created it", what), 3)
   end
   if rawget(self, "_interrupted") then
@@ -408,16 +494,17 @@ end
 
 function Pool:_start_worker()
   self._worker_count = self._worker_count + 1
-  local ch, conn = core.pool_pipe()
+  local ch, conn, slotconn = core.pool_pipe()
   M._live_channels[ch] = true
   local proc = self._Process{
     target = worker_main,
-    args = {conn, self._initializer, self._initargs, self._maxtasks},
+    args = {conn, slotconn, self._initializer, self._initargs, self._maxtasks},
     name = self._prefix .. "-" .. self._worker_count,
     daemon = true,
   }
   proc:start()
   conn:close()
+  slotconn:close()
   local w = {proc = proc, ch = ch, pid = proc.pid, sentinel = proc.sentinel, name = proc.name,
              q = {}, qjob = {}, qhead = 1, qtail = 0, assigned = 0, has = {}, nfn = 0}
   self._workers[#self._workers + 1] = w
@@ -479,9 +566,51 @@ function Pool:_window()
   local ct = self._ct
   if ct == nil then return 2 end
   local w = math.floor(0.005 / math.max(ct, 1e-7))
-  if w < 1 then return 1 end
+  -- Below ~20 ms a chunk, a second one in hand hides the round trip.
+  if w < 2 then return ct < 0.02 and 2 or 1 end
   if w > 1024 then return 1024 end
   return w
+end
+
+-- The message for a batch of chunks: consecutive small chunks of one job
+-- become one run record {fid, star, first, items, total, cs} (see
+-- worker_main), so a map with chunksize 1 encodes a few tables per batch
+-- instead of two per task.  The owner keeps its per-chunk records.
+function merge_runs(b, jobs)
+  local nb = #b
+  if nb < 2 then return b end
+  local msg = {defs = b.defs, reset = b.reset}
+  local i = 1
+  while i <= nb do
+    local c = b[i]
+    local cs = c[5]
+    local j, total = i, cs
+    if type(c[4]) == "table" and cs <= 8 then
+      while j < nb do
+        local d = b[j + 1]
+        if jobs[j + 1] ~= jobs[i] or d[1] ~= c[1] or d[2] ~= c[2] or d[3] ~= c[3] + total
+            or type(d[4]) ~= "table" or d[5] > cs or b[j][5] ~= cs then
+          break
+        end
+        j = j + 1
+        total = total + d[5]
+      end
+    end
+    if j > i then
+      local all, pos = {}, 0
+      for x = i, j do
+        local e = b[x]
+        table.move(e[4], 1, e[5], pos + 1, all)
+        pos = pos + e[5]
+      end
+      msg[#msg + 1] = {c[1], c[2], c[3], pool_pack(all, 1, total) or all, total, cs}
+      i = j + 1
+    else
+      msg[#msg + 1] = c
+      i = i + 1
+    end
+  end
+  return msg
 end
 
 -- Sends chunks to workers with room: the least loaded first.
@@ -491,7 +620,7 @@ function Pool:_dispatch()
   local workers = self._workers
   local nw = #workers
   if nw == 0 then return end
-  local batches = {}
+  local batches, bjobs = {}, {}
   local low = window >= 8 and window // 2 or window - 1
   while true do
     -- the least loaded worker that may take one more chunk
@@ -512,38 +641,46 @@ function Pool:_dispatch()
     if b == nil then
       b = {}
       batches[best] = b
+      bjobs[best] = {}
     end
     b[#b + 1] = c
+    bjobs[best][#b] = job
     best.qtail = best.qtail + 1
     best.q[best.qtail] = c
     best.qjob[best.qtail] = job
     best.assigned = best.assigned + 1
   end
   for w, b in pairs(batches) do
+    -- The functions this batch uses that the worker lacks go with it.
+    local jobs = bjobs[w]
+    local need, cnt = {}, 0
     for i = 1, #b do
       local fid = b[i][1]
-      if not w.has[fid] then
-        if w.nfn >= 256 then  -- bound the workers' caches
-          b.reset = true
-          w.has, w.nfn = {}, 0
-          b.defs = nil
-          -- every function of this batch must be sent again
-          for j = 1, i - 1 do
-            local fj = b[j][1]
-            if not w.has[fj] then
-              w.has[fj] = true
-              w.nfn = w.nfn + 1
-              b.defs = b.defs or {}
-              b.defs[fj] = self._fid_bytes[fj]
-            end
-          end
-        end
-        w.has[fid] = true
-        w.nfn = w.nfn + 1
-        b.defs = b.defs or {}
-        b.defs[fid] = self._fid_bytes[fid]
+      if not w.has[fid] and not need[fid] then
+        need[fid] = jobs[i]._fbytes
+        cnt = cnt + 1
       end
     end
+    if cnt > 0 then
+      if w.nfn + cnt > 256 then
+        -- Bound the worker's cache: it forgets every function, and this
+        -- batch carries all those it uses.
+        b.reset = true
+        w.has, w.nfn = {}, 0
+        need, cnt = {}, 0
+        for i = 1, #b do
+          local fid = b[i][1]
+          if not need[fid] then
+            need[fid] = jobs[i]._fbytes
+            cnt = cnt + 1
+          end
+        end
+      end
+      b.defs = need
+      for fid in pairs(need) do w.has[fid] = true end
+      w.nfn = w.nfn + cnt
+    end
+    b = merge_runs(b, jobs)
     w.ch:send(b)
   end
 end
@@ -570,16 +707,32 @@ end
 function Pool:_on_answers(w, msgs)
   for m = 1, #msgs do
     local msg = msgs[m]
+    if type(msg) == "table" and msg.b then
+      for j = 1, #msg do self:_on_answer(w, msg[j]) end
+    else
+      self:_on_answer(w, msg)
+    end
+  end
+end
+
+-- One chunk's answer: a packed string, or {values, errs, seconds}.
+function Pool:_on_answer(w, msg)
+  do
     local h = w.qhead
     local c, job = w.q[h], w.qjob[h]
     w.q[h], w.qjob[h] = nil, nil
     w.qhead = h + 1
-    local t = msg[3]
+    local values, errs, t
+    if type(msg) == "string" then  -- packed numbers, then the busy time
+      values, t = msg, sunpack("=d", msg, #msg - 7)
+    else
+      values, errs, t = msg[1], msg[2], msg[3]
+    end
     if t then
       local ct = self._ct
       self._ct = ct and (ct * 0.8 + t * 0.2) or t
     end
-    if self._jobs[job._id] then job:_deliver(c[3], c[5], msg[1], msg[2]) end
+    if self._jobs[job._id] then job:_deliver(c[3], c[5], values, errs) end
   end
 end
 
@@ -609,36 +762,43 @@ function Pool:_on_exit(w)
   for i, x in ipairs(self._workers) do
     if x == w then table.remove(self._workers, i) break end
   end
+  -- Which chunk was it running?  The progress page says how many it had
+  -- started and finished (its answers to finished ones may be lost).
+  local started, finished = w.ch:progress()
+  local running = started and started > finished and started or nil
   M._live_channels[w.ch] = nil
   w.ch:close()
   pcall(w.proc.close, w.proc)
   self:_rebuild_poll()
-  local h = w.qhead
-  if h <= w.qtail then
-    local c, job = w.q[h], w.qjob[h]
-    local first, n = c[3], c[5]
-    local how = describe_exit(code)
-    local errs = {}
-    for k = 1, n do
-      local idx = first + k - 1
-      local msg
-      if n == 1 then
-        msg = string.format("worker %s (pid %d) %s while running task %d", w.name, w.pid, how, idx)
-      else
-        msg = string.format("worker %s (pid %d) %s while running the chunk of tasks %d-%d (task %d)",
-                            w.name, w.pid, how, first, first + n - 1, idx)
+  local how = describe_exit(code)
+  local retry = {}
+  for i = w.qhead, w.qtail do
+    local c, job = w.q[i], w.qjob[i]
+    if i == running then
+      local first, n = c[3], c[5]
+      local errs = {}
+      for k = 1, n do
+        local idx = first + k - 1
+        local msg
+        if n == 1 then
+          msg = string.format("worker %s (pid %d) %s while running task %d", w.name, w.pid, how, idx)
+        else
+          msg = string.format("worker %s (pid %d) %s while running the chunk of tasks %d-%d (task %d)",
+                              w.name, w.pid, how, first, first + n - 1, idx)
+        end
+        errs[k] = errors.WorkerLostError(msg, {task = idx, worker = w.name, pid = w.pid, exitcode = code,
+                                               signal = code and code < 0 and -code or nil})
       end
-      errs[k] = errors.WorkerLostError(msg, {task = idx, worker = w.name, pid = w.pid, exitcode = code,
-                                             signal = code and code < 0 and -code or nil})
+      util.debug("worker " .. w.name .. " " .. how .. " while running a chunk")
+      if self._jobs[job._id] then job:_deliver(first, n, {}, errs) end
+    else
+      -- Not started, or finished with its answer lost: run it again
+      -- elsewhere, before anything else.
+      retry[#retry + 1] = {job, c}
     end
-    util.debug("worker " .. w.name .. " " .. how .. " with work in hand")
-    if self._jobs[job._id] then job:_deliver(first, n, {}, errs) end
-    -- unstarted chunks go first to the other workers, in order
-    local retry = {}
-    for i = h + 1, w.qtail do retry[#retry + 1] = {w.qjob[i], w.q[i]} end
-    for _, x in ipairs(self._retry) do retry[#retry + 1] = x end
-    self._retry = retry
   end
+  for _, x in ipairs(self._retry) do retry[#retry + 1] = x end
+  self._retry = retry
   if self._state ~= "TERMINATE" and (self._state == "RUN" or self:_has_work()) then
     self:_start_worker()
   end
@@ -718,10 +878,12 @@ local function make_source(job, seq, chunksize, fid, star)
     end
   end
   local len = #seq
+  local plain = getmetatable(seq) == nil
   return function()
     if pos >= len then return nil end
     local n = math.min(chunksize, len - pos)
-    local items = table.move(seq, pos + 1, pos + n, 1, {})
+    local items = plain and n > 8 and pool_pack(seq, pos + 1, pos + n)
+    if not items then items = table.move(seq, pos + 1, pos + n, 1, {}) end
     local c = {fid, star, pos + 1, items, n}
     pos = pos + n
     return c
@@ -767,12 +929,11 @@ function Pool:_map_async(fname, f, seq, chunksize, callback, error_callback, sta
     if chunksize < 1 then chunksize = 1 end
   end
   local job = MapResult(self, callback, error_callback)
+  local e = self:_fid(f)
+  job._fbytes = e[2]
   job._out = {}
   job._left = len
   job._total = len
-  local e = self:_fid(f)
-  self._fid_bytes = self._fid_bytes or {}
-  self._fid_bytes[e[1]] = e[2]
   job._produce = make_source(job, seq, chunksize, e[1], star)
   if len == 0 then
     job._id = -1
@@ -809,16 +970,8 @@ function Pool:apply_async(f, args, callback, error_callback)
   end
   opt_callable(callback, "apply_async", 3)
   opt_callable(error_callback, "apply_async", 4)
-  local job = AsyncResult(self, callback, error_callback)
   local e = self:_fid(f)
-  self._fid_bytes = self._fid_bytes or {}
-  self._fid_bytes[e[1]] = e[2]
-  local c = {e[1], true, 1, {args or {}}, 1}
-  job._produce = function()
-    local x = c
-    c = nil
-    return x
-  end
+  local job = AsyncResult(self, callback, error_callback, e[2], {e[1], true, 1, {args or {}}, 1})
   return self:_submit(job)
 end
 
@@ -836,8 +989,7 @@ function Pool:_imap(fname, f, seq, chunksize, unordered)
                            _order = unordered and {} or nil}, IMapIterator)
   if type(seq) ~= "function" then it._total = #seq end
   local e = self:_fid(f)
-  self._fid_bytes = self._fid_bytes or {}
-  self._fid_bytes[e[1]] = e[2]
+  it._fbytes = e[2]
   it._produce = make_source(it, seq, chunksize or 1, e[1], false)
   self:_submit(it)
   it:_check_complete()

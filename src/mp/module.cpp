@@ -4,6 +4,8 @@
 // "multiprocessing" chunk builds the public table from both.
 #include "mp/module.h"
 
+#include <cstdlib>
+
 #include "mp/codec.h"
 #include "mp/connection.h"
 #include "mp/embedded.h"
@@ -13,6 +15,7 @@
 #include "mp/payload.h"
 #include "mp/pool.h"
 #include "mp/process.h"
+#include "mp/queue.h"
 #include "mp/shared_memory.h"
 #include "mp/sharedctypes.h"
 #include "mp/shm.h"
@@ -75,6 +78,7 @@ void open_core(lua_State* L) {
   open_shared_memory(L);
   lua_pushcfunction(L, core_metatable);
   lua_setfield(L, -2, "metatable");
+  open_queue(L);
   lua_pushstring(L, "0.1.0");
   lua_setfield(L, -2, "version");
 }
@@ -92,6 +96,14 @@ void preload_multiprocessing(lua_State* L) {
 
 extern "C" int luaopen_multiprocessing(lua_State* L) {
   using namespace luamp;
+  // A spawned child (or the fork server) joins its program's segment
+  // tracker now, before it forks children of its own (shm.h).
+  if (std::getenv(shm::kTrackerEnv) != nullptr) {
+    run_guarded(L, [] {
+      shm::ensure_tracker();
+      return 0;
+    });
+  }
   preload_embedded(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   open_core(L);

@@ -1,7 +1,7 @@
 // Native help for the Pool (src/lua/multiprocessing.pool.lua, docs/design/pool.md):
 // the owner's side of the channel to one worker, and the owner's wait.
 //
-//   core.pool_pipe() -> channel, conn
+//   core.pool_pipe() -> channel, conn, slot_conn
 //       A connected pair of stream sockets.  `conn` is an ordinary
 //       mp.Connection for the worker (it travels in the worker's Process
 //       args under every start method); `channel` (mp.PoolChannel) is the
@@ -13,7 +13,13 @@
 //   channel:flush() -> bool        writes more of the queue
 //   channel:pending() -> bytes     bytes still queued
 //   channel:recv() -> list|nil, eof   every whole message that has arrived
+//   channel:progress() -> started, finished   the worker's chunk counts
 //   channel:fileno(), channel:close()  (__gc and __close close too)
+//   core.pool_slot(slot_conn) -> slot  the worker's side of the progress
+//                                  page: slot:start(n), slot:finish(n)
+//   core.pool_pack(t, i, j) / core.pool_unpack(s [, t, offset])
+//       numbers-only chunks (items and results) as one flat string, which
+//       the codec copies instead of walking element by element.
 //   core.pool_poll(channels, sentinels, timeout, pids, pool) -> list
 //       waits until a channel is readable (or writable while it has queued
 //       bytes) or a sentinel fd is readable; returns their positions
@@ -28,6 +34,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -44,14 +51,32 @@
 #include "mp/lua_util.h"
 #include "mp/pool.h"
 #include "mp/system.h"
+#include "mp/unique.h"
 
 namespace luamp {
 namespace {
 
 constexpr const char* kChannelType = "mp.PoolChannel";
+constexpr const char* kSlotType = "mp.PoolSlot";
+
+// A worker's progress, in a shared page the owner also maps: how many
+// chunks it has started and how many it has finished.  Written only by the
+// worker; read by the owner after the worker died, to tell the chunk it was
+// running from the ones it finished (answers not yet sent) and the ones it
+// never started.
+struct Progress {
+  int64_t started;
+  int64_t finished;
+};
+constexpr size_t kSlotSize = 4096;
+
+struct Slot {
+  Progress* p = nullptr;  // mapped kSlotSize bytes, or nullptr when closed
+};
 
 struct Channel {
   int fd = -1;
+  Progress* progress = nullptr;  // the worker's slot (mapped kSlotSize)
   bool eof = false;
   std::string out;        // queued frames not yet written
   size_t out_pos = 0;     // bytes of `out` already written
@@ -71,6 +96,10 @@ int channel_close(lua_State* L) {
   if (ch->fd >= 0) {
     ::close(ch->fd);
     ch->fd = -1;
+  }
+  if (ch->progress) {
+    ::munmap(ch->progress, kSlotSize);
+    ch->progress = nullptr;
   }
   // The strings are C++ objects inside a Lua userdata: release their memory
   // here, as __gc never runs a destructor.
@@ -237,19 +266,91 @@ int channel_recv(lua_State* L) {
   });
 }
 
-// core.pool_pipe() -> channel, conn
+// channel:progress() -> started, finished: the worker's counts of chunks.
+int channel_progress(lua_State* L) {
+  Channel* ch = check_channel(L, 1);
+  if (ch->progress == nullptr) return 0;
+  lua_pushinteger(L, __atomic_load_n(&ch->progress->started, __ATOMIC_ACQUIRE));
+  lua_pushinteger(L, __atomic_load_n(&ch->progress->finished, __ATOMIC_ACQUIRE));
+  return 2;
+}
+
+// core.pool_pipe() -> channel, conn, slot_conn
+// `slot_conn` is a Connection object used only as the vehicle of the
+// progress page's fd (a memfd) to the worker, which maps it with
+// core.pool_slot(slot_conn): Connections already cross into children under
+// every start method.
 int pool_pipe(lua_State* L) {
   auto* ch = static_cast<Channel*>(lua_newuserdatauv(L, sizeof(Channel), 0));
   new (ch) Channel();  // closed first: fd == -1
   luaL_setmetatable(L, kChannelType);
+  int mem = memfd_create("luamp-pool-progress", MFD_CLOEXEC);
+  if (mem < 0 || ftruncate(mem, kSlotSize) != 0) {
+    int err = errno;
+    if (mem >= 0) ::close(mem);
+    return luaL_error(L, "Pool: cannot create a progress page: %s", std::strerror(err));
+  }
+  void* page = mmap(nullptr, kSlotSize, PROT_READ | PROT_WRITE, MAP_SHARED, mem, 0);
+  if (page == MAP_FAILED) {
+    int err = errno;
+    ::close(mem);
+    return luaL_error(L, "Pool: cannot map a progress page: %s", std::strerror(err));
+  }
+  ch->progress = static_cast<Progress*>(page);
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
     int err = errno;
+    ::close(mem);
     return luaL_error(L, "Pool: cannot create a worker channel: %s", std::strerror(err));
   }
   ch->fd = sv[0];
   connection::push_connection(L, sv[1], true, true, true);
-  return 2;
+  connection::push_connection(L, mem, true, false, false);
+  return 3;
+}
+
+Slot* check_slot(lua_State* L) {
+  auto* s = static_cast<Slot*>(luaL_checkudata(L, 1, kSlotType));
+  if (s->p == nullptr) luaL_error(L, "attempt to use a closed PoolSlot");
+  return s;
+}
+
+// core.pool_slot(slot_conn) -> slot: the worker's side of the progress page.
+int pool_slot(lua_State* L) {
+  int fd = connection::connection_fd(L, 1);
+  luaL_argcheck(L, fd >= 0, 1, "Connection expected");
+  auto* s = static_cast<Slot*>(lua_newuserdatauv(L, sizeof(Slot), 0));
+  s->p = nullptr;  // closed first
+  luaL_setmetatable(L, kSlotType);
+  void* page = mmap(nullptr, kSlotSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (page == MAP_FAILED) {
+    int err = errno;
+    return luaL_error(L, "Pool: cannot map the progress page: %s", std::strerror(err));
+  }
+  s->p = static_cast<Progress*>(page);
+  return 1;
+}
+
+// slot:start(n) / slot:finish(n): chunk n (counted from 1) starts / ends.
+int slot_start(lua_State* L) {
+  Slot* s = check_slot(L);
+  __atomic_store_n(&s->p->started, static_cast<int64_t>(luaL_checkinteger(L, 2)), __ATOMIC_RELEASE);
+  return 0;
+}
+
+int slot_finish(lua_State* L) {
+  Slot* s = check_slot(L);
+  __atomic_store_n(&s->p->finished, static_cast<int64_t>(luaL_checkinteger(L, 2)), __ATOMIC_RELEASE);
+  return 0;
+}
+
+int slot_close(lua_State* L) {
+  auto* s = static_cast<Slot*>(luaL_checkudata(L, 1, kSlotType));
+  if (s->p) {
+    ::munmap(s->p, kSlotSize);
+    s->p = nullptr;
+  }
+  return 0;
 }
 
 // Fills `fds` with the integers of the sequence at idx (channels give their
@@ -344,14 +445,89 @@ int pool_poll(lua_State* L) {
   });
 }
 
+// Numbers-only chunks skip the codec: 1 tag byte per element (0 integer,
+// 1 float), then 8 bytes per element in native byte order (both ends are
+// processes of the same machine and build).
+//
+// core.pool_pack(t, i, j) -> string, or nil when t[i..j] holds anything
+// but numbers (raw access: plain tables only).
+int pool_pack(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer i = luaL_checkinteger(L, 2);
+  lua_Integer j = luaL_checkinteger(L, 3);
+  if (j < i) {
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  size_t n = static_cast<size_t>(j - i + 1);
+  luaL_Buffer b;
+  char* p = luaL_buffinitsize(L, &b, n * 9);
+  char* vals = p + n;
+  for (size_t k = 0; k < n; ++k) {
+    lua_rawgeti(L, 1, i + static_cast<lua_Integer>(k));
+    int isint = 0;
+    lua_Integer iv = lua_tointegerx(L, -1, &isint);
+    if (isint && lua_isinteger(L, -1)) {
+      p[k] = 0;
+      std::memcpy(vals + 8 * k, &iv, 8);
+    } else if (lua_type(L, -1) == LUA_TNUMBER) {
+      lua_Number d = lua_tonumber(L, -1);
+      p[k] = 1;
+      std::memcpy(vals + 8 * k, &d, 8);
+    } else {
+      lua_pushnil(L);
+      return 1;
+    }
+    lua_pop(L, 1);
+  }
+  luaL_pushresultsize(&b, n * 9);
+  return 1;
+}
+
+// core.pool_unpack(s [, t, offset [, count]]) -> t: the numbers of a
+// pool_pack string (the first `count` of them, default all) stored at
+// t[offset], t[offset+1], ... (a new table at 1 by default).
+int pool_unpack(lua_State* L) {
+  size_t len;
+  const char* s = luaL_checklstring(L, 1, &len);
+  luaL_argcheck(L, len % 9 == 0, 1, "not a packed chunk");
+  size_t n = len / 9;
+  lua_Integer offset = 1;
+  size_t count = n;
+  if (lua_istable(L, 2)) {
+    offset = luaL_checkinteger(L, 3);
+    lua_Integer c = luaL_optinteger(L, 4, static_cast<lua_Integer>(n));
+    luaL_argcheck(L, c >= 0 && static_cast<size_t>(c) <= n, 4, "count out of range");
+    count = static_cast<size_t>(c);
+    lua_settop(L, 2);
+  } else {
+    lua_settop(L, 1);
+    lua_createtable(L, static_cast<int>(n), 0);
+  }
+  const char* vals = s + n;
+  for (size_t k = 0; k < count; ++k) {
+    if (s[k] == 0) {
+      lua_Integer v;
+      std::memcpy(&v, vals + 8 * k, 8);
+      lua_pushinteger(L, v);
+    } else {
+      lua_Number d;
+      std::memcpy(&d, vals + 8 * k, 8);
+      lua_pushnumber(L, d);
+    }
+    lua_rawseti(L, -2, offset + static_cast<lua_Integer>(k));
+  }
+  return 1;
+}
+
 }  // namespace
 
 void open_pool(lua_State* L) {
   if (luaL_newmetatable(L, kChannelType)) {
     static const luaL_Reg methods[] = {{"send", channel_send},       {"flush", channel_flush},
                                        {"pending", channel_pending}, {"recv", channel_recv},
-                                       {"fileno", channel_fileno},   {"close", channel_close},
-                                       {nullptr, nullptr}};
+                                       {"fileno", channel_fileno},   {"progress", channel_progress},
+                                       {"close", channel_close},     {nullptr, nullptr}};
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, channel_close);
@@ -360,7 +536,23 @@ void open_pool(lua_State* L) {
     lua_setfield(L, -2, "__close");
   }
   lua_pop(L, 1);
-  static const luaL_Reg funcs[] = {{"pool_pipe", pool_pipe}, {"pool_poll", pool_poll}, {nullptr, nullptr}};
+  if (luaL_newmetatable(L, kSlotType)) {
+    static const luaL_Reg methods[] = {
+        {"start", slot_start}, {"finish", slot_finish}, {"close", slot_close}, {nullptr, nullptr}};
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, slot_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, slot_close);
+    lua_setfield(L, -2, "__close");
+  }
+  lua_pop(L, 1);
+  static const luaL_Reg funcs[] = {{"pool_pipe", pool_pipe},
+                                   {"pool_slot", pool_slot},
+                                   {"pool_poll", pool_poll},
+                                   {"pool_pack", pool_pack},
+                                   {"pool_unpack", pool_unpack},
+                                   {nullptr, nullptr}};
   luaL_setfuncs(L, funcs, 0);
 }
 

@@ -48,6 +48,21 @@ end
 
 local baseline = live_children()
 
+local function open_fds()
+  local p = io.popen("ls /proc/" .. os.getpid() .. "/fd")
+  local n = 0
+  for _ in p:lines() do n = n + 1 end
+  p:close()
+  return n
+end
+-- (a first pool starts what stays for the run, e.g. the fork server)
+do
+  local pool <close> = mp.Pool(1)
+  pool:apply(square, {1})
+end
+collectgarbage()
+local fd_baseline = open_fds()
+
 do
   local pool <close> = mp.Pool(3)
   assert(tostring(pool):find("Pool state=RUN pool_size=3"), tostring(pool))
@@ -184,6 +199,9 @@ do
     p:start()
     assert(a:recv():find("a Pool can only be used by the process that created it"))
     p:join(30)
+    p:close()
+    a:close()
+    b:close()
   end
 end
 check_error("processes must be at least 1", mp.Pool, 0)
@@ -258,19 +276,36 @@ do
   assert(os.monotonic() - t0 < 10)
 end
 
--- The same function for many tasks is encoded once (it is cached by id).
+-- The same function for many tasks is encoded once per pool and sent once
+-- to each worker (pool internals: _next_fid counts encodings, w.nfn the
+-- functions a worker holds).
 do
   local pool <close> = mp.Pool(2)
-  local calls = 0
-  local real = mp.dumps
   local f = function(x) return x + 1 end
-  assert(#pool:map(f, seq(1000), 1) == 1000)
-  local r = pool:map(f, seq(3))
-  assert(same(r, {2, 3, 4}))
+  assert(#pool:map(f, seq(2000), 1) == 2000)
+  for i = 1, 200 do pool:apply_async(f, {i}) end
+  assert(same(pool:map(f, seq(3)), {2, 3, 4}))
+  assert(pool._next_fid == 1, "f was encoded " .. pool._next_fid .. " times")
+  for _, w in ipairs(pool._workers) do assert(w.nfn == 1, "a worker received f " .. w.nfn .. " times") end
+  -- Many distinct closures: the workers' caches stay bounded.
+  local rs = {}
+  for i = 1, 600 do rs[i] = pool:apply_async(function() return i end) end
+  for i = 1, 600 do assert(rs[i]:get(10) == i) end
+  -- (a cache holds at most 256 functions, or those of one batch)
+  for _, w in ipairs(pool._workers) do assert(w.nfn < 600, "worker cache " .. w.nfn) end
 end
 
 collectgarbage()
 collectgarbage()
 assert(#mp.active_children() == 0, "children left: " .. #mp.active_children())
 assert(live_children() <= baseline, "processes left behind")
+-- (the fork server may hold a descriptor for a moment while it answers)
+local fds = open_fds()
+for _ = 1, 20 do
+  if fds <= fd_baseline then break end
+  os.sleep(0.05)
+  collectgarbage()
+  fds = open_fds()
+end
+assert(fds <= fd_baseline, "file descriptors left open: " .. fds .. " > " .. fd_baseline)
 print("pool tests passed (" .. method .. ")")

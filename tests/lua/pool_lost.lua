@@ -83,6 +83,30 @@ do
   assert(pool:map(function(x) return x end, {7})[1] == 7)
 end
 
+-- Fast tasks around a deadly one: answers the worker had not sent yet
+-- are not lost (those tasks run again elsewhere), only the deadly task
+-- fails, and exactly it.
+do
+  local pool <close> = mp.Pool(2)
+  for _, cs in ipairs {1, 7} do
+    local it = pool:imap(function(x) if x == 500 then os.exit(7) end return x * 2 end, seq and seq(1000) or (function()
+      local t = {}
+      for i = 1, 1000 do t[i] = i end
+      return t
+    end)(), cs)
+    for i = 1, 1000 do
+      local ok, v = pcall(it.next, it, 20)
+      if cs == 1 and i == 500 or cs == 7 and i >= 498 and i <= 504 then
+        assert(not ok and mp.isinstance(v, mp.WorkerLostError), i .. ": " .. tostring(v))
+        assert(v.exitcode == 7 and v.task == i, tostring(v))
+      else
+        assert(ok and v == i * 2, "task " .. i .. ": " .. tostring(v))
+      end
+    end
+    assert(it:next(1) == nil)
+  end
+end
+
 collectgarbage()
 collectgarbage()
 assert(#mp.active_children() == 0, "children left: " .. #mp.active_children())

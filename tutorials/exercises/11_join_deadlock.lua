@@ -1,0 +1,32 @@
+-- Exercise 11 (session 6, pitfalls): the join that never returns.
+--
+-- Python's documentation warns (in "Joining processes that use queues"):
+-- a process that has sent data cannot finish until the data has been
+-- read, so joining it before reading can deadlock.  The same holds for a
+-- Pipe: the child below sends 4 MiB, far more than the pipe's kernel
+-- buffer holds, so its send() waits for a reader, while the parent waits
+-- in join() for the child to exit.  Run it: it hangs (press Ctrl-C).
+-- Fix the order so that it prints:
+--
+--   received:	4194304	bytes
+--   child exit code:	0
+--
+-- Check your work:  luamp tutorials/exercises/check.lua 11
+local mp = require "multiprocessing"
+
+local function producer(out)
+  out:send_bytes(string.rep("x", 4 * 1024 * 1024))
+  out:close()
+end
+
+local r, w = mp.Pipe(false)
+local p = mp.Process{target = producer, args = {w}}
+p:start()
+w:close()
+
+-- TODO: this order deadlocks.
+p:join()
+local data = r:recv_bytes()
+
+print("received:", #data, "bytes")
+print("child exit code:", p.exitcode)
