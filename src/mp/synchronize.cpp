@@ -134,24 +134,46 @@ SemLock* condition_lock(lua_State* L, int idx) {
   return sl;
 }
 
-// The SemLock behind self: the object's own, or a Condition's lock.
-SemLock* self_semlock(lua_State* L, SyncUd* u) {
-  if (lua_rawequal(L, lua_upvalueindex(1), lua_upvalueindex(3))) {  // a Condition
-    SemLock* sl = condition_lock(L, 1);
-    if (!sl) luaL_error(L, "Condition's lock is closed");
-    return sl;
-  }
-  return static_cast<SemLock*>(u->words);
+// ---- Lock, RLock, Semaphore, BoundedSemaphore (and Condition's lock) ----
+
+// acquire(block, timeout) with the arguments at 2, 3, on any SemLock.
+int acquire_slow(lua_State* L, SemLock* sl) {
+  bool block;
+  Deadline d;
+  read_block_timeout(L, 2, &block, &d);
+  return run_guarded(L, [&] {
+    lua_pushboolean(L, sl->acquire(block, d) != Acquired::TimedOut);
+    return 1;
+  });
 }
 
-// ---- Lock, RLock, Semaphore, BoundedSemaphore (and Condition's lock) ----
+int release_slow(lua_State* L, SemLock* sl) {
+  return run_guarded(L, [&] {
+    sl->release();
+    return 0;
+  });
+}
+
+// cond:acquire([block [, timeout]]) / cond:release(): the Condition's lock.
+int condition_acquire(lua_State* L) {
+  check_self(L);
+  SemLock* sl = condition_lock(L, 1);
+  if (!sl) return luaL_error(L, "Condition's lock is closed");
+  return acquire_slow(L, sl);
+}
+int condition_release(lua_State* L) {
+  check_self(L);
+  SemLock* sl = condition_lock(L, 1);
+  if (!sl) return luaL_error(L, "Condition's lock is closed");
+  return release_slow(L, sl);
+}
 
 // lock:acquire([block [, timeout]]) -> boolean
 int lock_acquire(lua_State* L) {
   SyncUd* u = check_self(L);
   // Fast path: a plain Lock/RLock/Semaphore (not a Condition), no
   // arguments, and the word free.
-  if (lua_gettop(L) == 1 && !lua_toboolean(L, lua_upvalueindex(3))) {
+  if (lua_gettop(L) == 1) {
     auto* sl = static_cast<SemLock*>(u->words);
     Kind k = sl->type();
     if (k == Kind::Lock || k == Kind::RLock) {
@@ -169,20 +191,13 @@ int lock_acquire(lua_State* L) {
       }
     }
   }
-  bool block;
-  Deadline d;
-  read_block_timeout(L, 2, &block, &d);
-  SemLock* sl = self_semlock(L, u);
-  return run_guarded(L, [&] {
-    lua_pushboolean(L, sl->acquire(block, d) != Acquired::TimedOut);
-    return 1;
-  });
+  return acquire_slow(L, static_cast<SemLock*>(u->words));
 }
 
 // lock:release()
 int lock_release(lua_State* L) {
   SyncUd* u = check_self(L);
-  if (!lua_toboolean(L, lua_upvalueindex(3))) {  // not a Condition
+  {
     auto* sl = static_cast<SemLock*>(u->words);
     if (sl->type() == Kind::Lock) {
       // Fast path: held, and nobody waits.
@@ -199,11 +214,7 @@ int lock_release(lua_State* L) {
       return 0;
     }
   }
-  SemLock* sl = self_semlock(L, u);
-  return run_guarded(L, [&] {
-    sl->release();
-    return 0;
-  });
+  return release_slow(L, static_cast<SemLock*>(u->words));
 }
 
 // guard.__close: releases the guarded object once.
@@ -615,7 +626,7 @@ const codec::NativeType kNativeTypes[] = {
 };
 
 // Creates metatable `name` whose __index holds `methods`; each method gets
-// upvalues (metatable, type name, Condition's metatable or false).
+// upvalues (metatable, type name).
 void make_type(lua_State* L, const char* name, const luaL_Reg* methods, lua_CFunction tostring) {
   luaL_newmetatable(L, name);
   int mt = lua_gettop(L);
@@ -623,12 +634,7 @@ void make_type(lua_State* L, const char* name, const luaL_Reg* methods, lua_CFun
   for (const luaL_Reg* r = methods; r->name; ++r) {
     lua_pushvalue(L, mt);
     lua_pushstring(L, name + 3);  // "Lock" for messages
-    if (std::strcmp(name, kCondition) == 0) {
-      lua_pushvalue(L, mt);
-    } else {
-      lua_pushboolean(L, 0);
-    }
-    lua_pushcclosure(L, r->func, 3);
+    lua_pushcclosure(L, r->func, 2);
     lua_setfield(L, -2, r->name);
   }
   lua_setfield(L, mt, "__index");
@@ -670,7 +676,7 @@ void open_synchronize(lua_State* L) {
   static const luaL_Reg sem_methods[] = {{"acquire", lock_acquire}, {"release", lock_release},
                                          {"guard", lock_guard},     {"get_value", lock_get_value},
                                          {nullptr, nullptr}};
-  static const luaL_Reg cond_methods[] = {{"acquire", lock_acquire}, {"release", lock_release},
+  static const luaL_Reg cond_methods[] = {{"acquire", condition_acquire}, {"release", condition_release},
                                           {"guard", lock_guard},     {"wait", condition_wait},
                                           {"notify", condition_notify}, {"notify_all", condition_notify_all},
                                           {nullptr, nullptr}};
