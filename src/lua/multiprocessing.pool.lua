@@ -154,7 +154,9 @@ local function worker_main(conn, slotconn, initializer, initargs, maxtasks)
     end
     -- A record is one chunk {fid, star, first, items, n}, or a run of
     -- consecutive chunks of one job {fid, star, first, items, total, cs}:
-    -- chunks of cs items (the last may be shorter), answered one by one.
+    -- chunks of cs items (the last may be shorter), answered one by one;
+    -- with a 7th field true, a run of apply tasks (each its job's task
+    -- `first`).
     for i = 1, #batch do
       local c = batch[i]
       local first0, total = c[3], c[5]
@@ -166,7 +168,7 @@ local function worker_main(conn, slotconn, initializer, initargs, maxtasks)
       while o < total do
         local n = total - o
         if n > cs then n = cs end
-        local first = first0 + o
+        local first = c[7] and first0 or first0 + o
         values, k, base, last = {}, o, o, o + n
         o = o + n
         local errs = nil
@@ -532,7 +534,9 @@ function Pool:_submit(job)
   self._feed_tail = self._feed_tail + 1
   self._feed[self._feed_tail] = job
   -- Keep idle workers busy without a syscall per submission otherwise.
-  for _, w in ipairs(self._workers) do
+  local workers = self._workers
+  for i = 1, #workers do
+    local w = workers[i]
     if w.qhead > w.qtail then
       self:_dispatch()
       break
@@ -572,10 +576,11 @@ function Pool:_window()
   return w
 end
 
--- The message for a batch of chunks: consecutive small chunks of one job
--- become one run record {fid, star, first, items, total, cs} (see
--- worker_main), so a map with chunksize 1 encodes a few tables per batch
--- instead of two per task.  The owner keeps its per-chunk records.
+-- The message for a batch of chunks: consecutive small chunks of one job,
+-- or consecutive apply tasks of one function, become one run record
+-- {fid, star, first, items, total, cs [, apply]} (see worker_main), so a map
+-- with chunksize 1 encodes a few tables per batch instead of two per task.
+-- The owner keeps its per-chunk records.
 function merge_runs(b, jobs)
   local nb = #b
   if nb < 2 then return b end
@@ -585,11 +590,15 @@ function merge_runs(b, jobs)
     local c = b[i]
     local cs = c[5]
     local j, total = i, cs
+    -- apply_async chunks: one task each, each its job's task 1
+    local apply = cs == 1 and c[3] == 1 and getmetatable(jobs[i]) == AsyncResult
     if type(c[4]) == "table" and cs <= 8 then
       while j < nb do
         local d = b[j + 1]
-        if jobs[j + 1] ~= jobs[i] or d[1] ~= c[1] or d[2] ~= c[2] or d[3] ~= c[3] + total
-            or type(d[4]) ~= "table" or d[5] > cs or b[j][5] ~= cs then
+        if d[1] ~= c[1] or d[2] ~= c[2] or type(d[4]) ~= "table" then break end
+        if apply then
+          if d[3] ~= 1 or d[5] ~= 1 or getmetatable(jobs[j + 1]) ~= AsyncResult then break end
+        elseif jobs[j + 1] ~= jobs[i] or d[3] ~= c[3] + total or d[5] > cs or b[j][5] ~= cs then
           break
         end
         j = j + 1
@@ -603,7 +612,7 @@ function merge_runs(b, jobs)
         table.move(e[4], 1, e[5], pos + 1, all)
         pos = pos + e[5]
       end
-      msg[#msg + 1] = {c[1], c[2], c[3], pool_pack(all, 1, total) or all, total, cs}
+      msg[#msg + 1] = {c[1], c[2], c[3], pool_pack(all, 1, total) or all, total, cs, apply or nil}
       i = j + 1
     else
       msg[#msg + 1] = c
@@ -970,8 +979,8 @@ function Pool:apply_async(f, args, callback, error_callback)
   end
   opt_callable(callback, "apply_async", 3)
   opt_callable(error_callback, "apply_async", 4)
-  local e = self:_fid(f)
-  local job = AsyncResult(self, callback, error_callback, e[2], {e[1], true, 1, {args or {}}, 1})
+  local e = self._fids[f] or self:_fid(f)
+  local job = AsyncResult.new(AsyncResult, self, callback, error_callback, e[2], {e[1], true, 1, {args or {}}, 1})
   return self:_submit(job)
 end
 
