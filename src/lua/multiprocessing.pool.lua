@@ -101,9 +101,11 @@ local function worker_main(conn, slotconn, initializer, initargs, maxtasks)
   local slot = core.pool_slot(slotconn)
   slotconn:close()
   local wname = process.current_process().name
+  slot:start(-1)  -- "in the initializer", until it returns
   if initializer ~= nil then
     initializer(unpack(initargs, 1, count_args(initargs)))
   end
+  slot:start(0)
   local funcs = {}
   local done = 0   -- chunks started (and, between chunks, finished)
   -- The chunk being run.  One protected call runs its items until one
@@ -756,6 +758,7 @@ end
 -- A worker's sentinel fired: collect what it sent, fail the chunk it was
 -- running, hand its unstarted chunks to others, and replace it.
 function Pool:_on_exit(w)
+  if self._state == "TERMINATE" then return end  -- shut down meanwhile
   while true do
     local msgs, eof = w.ch:recv()
     if msgs then self:_on_answers(w, msgs) end
@@ -775,6 +778,7 @@ function Pool:_on_exit(w)
   -- started and finished (its answers to finished ones may be lost).
   local started, finished = w.ch:progress()
   local running = started and started > finished and started or nil
+  local in_init = started == -1
   M._live_channels[w.ch] = nil
   w.ch:close()
   pcall(w.proc.close, w.proc)
@@ -808,6 +812,20 @@ function Pool:_on_exit(w)
   end
   for _, x in ipairs(self._retry) do retry[#retry + 1] = x end
   self._retry = retry
+  if in_init then
+    -- The initializer failed (its traceback went to stderr).  Python's pool
+    -- would start workers that fail forever; after 3 in a row this one
+    -- gives up and fails what is pending instead of hanging.
+    self._init_failures = (self._init_failures or 0) + 1
+    if self._init_failures >= 3 then
+      util.debug("initializer failed 3 times: terminating the pool")
+      self:_shutdown(string.format("the pool's initializer failed in %d workers in a row "
+        .. "(the last, %s, %s; its traceback is on stderr)", self._init_failures, w.name, how))
+      return
+    end
+  else
+    self._init_failures = 0
+  end
   if self._state ~= "TERMINATE" and (self._state == "RUN" or self:_has_work()) then
     self:_start_worker()
   end
@@ -1025,6 +1043,12 @@ end
 -- ProcessError) instead of waiting forever.
 function Pool:terminate()
   self:_check_owner("terminate")
+  self:_shutdown("the pool was terminated before the task finished")
+end
+
+-- Stops the workers and fails every unfinished result with
+-- ProcessError(message).
+function Pool:_shutdown(message)
   if self._state == "TERMINATE" then return end
   self._state = "TERMINATE"
   util.debug("terminating pool")
@@ -1048,7 +1072,7 @@ function Pool:terminate()
   local jobs = self._jobs
   self._jobs = {}
   for _, job in pairs(jobs) do
-    local err = errors.ProcessError("the pool was terminated before the task finished")
+    local err = errors.ProcessError(message)
     if getmetatable(job) == IMapIterator then
       job._terminated = err
       job._total = job._total or (job._arrived + 0)

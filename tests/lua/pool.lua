@@ -234,6 +234,20 @@ do
   assert(same(got, {"xy", "xy", "xy", "xy"}), repr(got))
 end
 
+-- An initializer that fails: the pool gives up after 3 workers in a row
+-- instead of restarting workers forever (the tracebacks on stderr are
+-- expected).
+do
+  local pool <close> = mp.Pool{processes = 2, initializer = function()
+    error("expected failure of an initializer, ignore this traceback")
+  end}
+  local t0 = os.monotonic()
+  local err = check_error("initializer failed", pool.map, pool, square, {1, 2, 3})
+  assert(mp.isinstance(err, mp.ProcessError))
+  assert(os.monotonic() - t0 < 20)
+  check_error("Pool not running", pool.apply, pool, square, {1})
+end
+
 -- maxtasksperchild: workers are replaced (pids change), results stay right.
 do
   local pool <close> = mp.Pool{processes = 2, maxtasksperchild = 1}
