@@ -234,6 +234,16 @@ do
   assert(same(got, {"xy", "xy", "xy", "xy"}), repr(got))
 end
 
+-- Messages larger than the socket buffers, both ways, several in flight:
+-- the owner never blocks in a write while a worker blocks writing back.
+do
+  local pool <close> = mp.Pool(2)
+  local big = {}
+  for i = 1, 6 do big[i] = string.rep(string.char(64 + i), 3 * 1024 * 1024) end
+  local r = pool:map(function(s) return s .. s end, big, 1)
+  for i = 1, 6 do assert(#r[i] == 6 * 1024 * 1024 and r[i]:sub(-1) == string.char(64 + i)) end
+end
+
 -- An initializer that fails: the pool gives up after 3 workers in a row
 -- instead of restarting workers forever (the tracebacks on stderr are
 -- expected).
