@@ -400,6 +400,11 @@ end
 local Pool = class.new("Pool")
 M.Pool = Pool
 
+-- mp.pool.Pool(...) is mp.Pool(...) (the default start method).
+function Pool:new(opts)
+  return M.new_pool(nil, opts)
+end
+
 local function check_callable(f, fname, argn)
   local t = type(f)
   if t == "function" then return end
