@@ -64,7 +64,8 @@ int collect_args(char** argv, int* first) {
     switch (argv[i][1]) {
       case '-':
         if (argv[i][2] != '\0') return kHasError;
-        *first = i + 1;
+        // "--" with nothing after it: no script (stdin or the REPL), as lua.
+        *first = argv[i + 1] != nullptr ? i + 1 : 0;
         return args;
       case '\0': return args;  // "-": the script is stdin
       case 'E':

@@ -7,7 +7,8 @@
 -- and tells the client the port through a Pipe.  It sends a table, raw
 -- bytes, and two C ints packed with string.pack.  Python's example also
 -- sends the `float` type object; a Lua table carries the standard function
--- math.floor, which crosses by name.  Then a client with a wrong key gets
+-- math.floor, which crosses by name.  The client receives the two ints with
+-- recv_bytes_into into an mp.Array of typecode "c" (Python uses array('i')).  Then a client with a wrong key gets
 -- AuthenticationError, and so does the server's accept; the server goes on
 -- serving.
 -- start methods: fork spawn forkserver
@@ -41,8 +42,11 @@ do
   local msg = conn:recv()
   print(repr({msg[1], msg[2], msg[3]}), msg[4] == math.floor)
   print(conn:recv_bytes())
-  local bytes = conn:recv_bytes()
-  print(#bytes, repr {string.unpack("<i4i4", bytes)})
+  local arr = mp.Array("c", 5 * 4)               -- room for five 4-byte ints
+  print(conn:recv_bytes_into(arr))                -- 8
+  local ints = {string.unpack("<i4i4i4i4i4", arr.raw)}
+  ints[6] = nil                                   -- unpack's next position
+  print(repr(ints))
 end
 
 local ok, err = pcall(Client, address, {authkey = "wrong key"})

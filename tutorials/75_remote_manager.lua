@@ -12,22 +12,17 @@
 -- start methods: fork spawn forkserver
 local mp = require "multiprocessing"
 
--- Each process builds the manager class (classes are not sent between
--- processes; a local function travels to a spawned child as an upvalue).
-local function QueueManager(with_queue)
-  local QM = mp.managers.BaseManager:extend("QueueManager")
-  if with_queue then
-    local queue = mp.managers.LocalQueue()
-    QM.register("get_queue", function() return queue end)
-  else
-    QM.register("get_queue")   -- a client only names the typeid
-  end
-  return QM
-end
+-- What every side knows: the manager class and the typeid.  (A manager
+-- class travels to a spawned child like any upvalue.)
+local QueueManager = mp.managers.BaseManager:extend("QueueManager")
+QueueManager.register("get_queue")
 
--- DOC-24 (and DOC-20): the server.
+-- DOC-24 (and DOC-20): the server makes the queue and registers the
+-- function that returns it.
 local function serve(ready)
-  local m = QueueManager(true){address = {"127.0.0.1", 0}, authkey = "abracadabra"}
+  local queue = mp.managers.LocalQueue()
+  QueueManager.register("get_queue", function() return queue end)
+  local m = QueueManager{address = {"127.0.0.1", 0}, authkey = "abracadabra"}
   local s = m:get_server()
   ready:send(s.address)
   s:serve_forever()          -- until a client asks it to shut down
@@ -35,7 +30,7 @@ end
 
 -- DOC-25 (and DOC-21): a client that puts.
 local function put_client(address)
-  local m = QueueManager(false){address = address, authkey = "abracadabra"}
+  local m = QueueManager{address = address, authkey = "abracadabra"}
   m:connect()
   local queue = m:get_queue()
   queue:put("hello")
@@ -43,7 +38,7 @@ end
 
 -- DOC-26: a client that gets.
 local function get_client(address)
-  local m = QueueManager(false){address = address, authkey = "abracadabra"}
+  local m = QueueManager{address = address, authkey = "abracadabra"}
   m:connect()
   local queue = m:get_queue()
   print(queue:get())          --> hello
@@ -60,12 +55,12 @@ local p2 = mp.Process{target = get_client, args = {address}}
 p2:start(); p2:join()
 
 -- A client with the wrong key is refused; the server keeps serving.
-local intruder = QueueManager(false){address = address, authkey = "guess"}
+local intruder = QueueManager{address = address, authkey = "guess"}
 local ok, err = pcall(intruder.connect, intruder)
 print(ok, mp.isinstance(err, mp.AuthenticationError))   --> false  true
 
 -- Stop the server (Python's example is stopped by killing it).
-local admin = QueueManager(false){address = address, authkey = "abracadabra"}
+local admin = QueueManager{address = address, authkey = "abracadabra"}
 admin:connect()
 admin:shutdown_server()
 server:join()

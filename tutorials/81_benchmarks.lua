@@ -10,7 +10,7 @@
 -- {{num}} where they go; what is checked is that every benchmark runs and
 -- that what was sent arrived.  Python's rows for threads have no Lua
 -- counterpart (Lua has no threads), and Python's "gc.disable()" is not
--- needed.  For real measurements use scripts/bench.
+-- needed.  For real measurements use scripts/bench/run.
 -- start methods: fork
 local mp = require "multiprocessing"
 
@@ -82,6 +82,34 @@ local function table_reads(n)
   return elapsed
 end
 
+-- Python: test_seqspeed on a manager's list: every read is a request to
+-- the manager's server process and its reply.
+local function manager_list_reads(m)
+  return function(n)
+    local seq = m:list({0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
+    local sum = 0
+    local t = os.monotonic()
+    for _ = 1, n do sum = sum + seq[6] end
+    local elapsed = os.monotonic() - t
+    assert(sum == 5 * n)
+    return elapsed
+  end
+end
+
+-- Python: test_lockspeed on a manager's Lock (acquire and release are two
+-- requests to the server).
+local function manager_lock(m)
+  return function(n)
+    local lock = m:Lock()
+    local t = os.monotonic()
+    for _ = 1, n do
+      lock:acquire()
+      lock:release()
+    end
+    return os.monotonic() - t
+  end
+end
+
 -- Not in the original: how long starting and joining a process takes.
 local function process_starts(n)
   local t = os.monotonic()
@@ -100,5 +128,12 @@ print("\t######## testing bytes through a pipe")
 benchmark("messages passed through connection", pipe_bytes)
 print("\t######## testing sequence access")
 benchmark("iterations reading seq[6] of a table", table_reads)
+do
+  local m <close> = mp.Manager()
+  print("\t######## testing sequence access through a manager")
+  benchmark("iterations reading seq[6] of a list proxy", manager_list_reads(m))
+  print("\t######## testing a manager's Lock")
+  benchmark("iterations of acquire() and release()", manager_lock(m))
+end
 print("\t######## testing process start and join (" .. mp.get_start_method() .. ")")
 benchmark("processes started and joined", process_starts)

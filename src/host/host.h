@@ -1,6 +1,7 @@
-// The luamp host: what `luamp` adds to a plain Lua state (the global `repr`,
-// os.getpid/getppid/sleep/monotonic, `multiprocessing` in package.preload),
-// and the call/report helpers shared by main.cpp and the REPL.
+// The luamp host: what `luamp` adds to a plain Lua state (the globals `repr`
+// and `help`, os.getpid/getppid/sleep/monotonic, `multiprocessing` in
+// package.preload), and the call/report helpers shared by main.cpp and the
+// REPL.
 #pragma once
 #include <lua.hpp>
 
@@ -9,7 +10,9 @@ namespace luamp::host {
 // luamp's version, shown by -v and the REPL banner.
 inline constexpr const char* kVersion = "0.1.0";
 
-// Opens the standard libraries and luamp's additions on a fresh state.
+// Opens the standard libraries and luamp's additions on a fresh state:
+// repr, os.getpid/getppid/sleep/monotonic, package.preload entries for
+// "multiprocessing", "luamp.help" and "luamp.complete", and the global help.
 void open_all(lua_State* L);
 
 // Message handler: turns the error at index 1 into its message plus a

@@ -62,6 +62,7 @@ function Popen:close()
     self.sentinel = nil
   end
 end
+Popen.__gc = Popen.close  -- as popen.lua: a dropped Process closes its sentinel
 
 function M.launch_forkserver(proc)
   local address = ensure_server()

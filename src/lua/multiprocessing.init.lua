@@ -75,6 +75,7 @@ do
     BaseProxy = managers.BaseProxy,
     Namespace = managers.Namespace,
     LocalQueue = managers.LocalQueue,
+    wait_until = managers.wait_until,
     Server = managers.Server,
   }
   mp.Manager = function() return managers.Manager(nil) end
@@ -94,5 +95,77 @@ do
     return function(opts) return pool.new_pool(method, opts) end
   end)
 end
+
+-- Synchronization (API.md "Synchronization"): native futex primitives in
+-- shared memory (src/mp/synchronize.cpp); Barrier and Condition:wait_for in
+-- multiprocessing.synchronize.
+do
+  local sync = require "multiprocessing.synchronize"
+  mp.Lock = core.Lock
+  mp.RLock = core.RLock
+  mp.Semaphore = core.Semaphore
+  mp.BoundedSemaphore = core.BoundedSemaphore
+  mp.Condition = core.Condition
+  mp.Event = core.Event
+  mp.Barrier = sync.Barrier
+  core.register_class("multiprocessing.synchronize.Barrier", sync.Barrier)
+end
+
+-- Shared state (API.md "Shared state"): Value, Array and their raw forms
+-- (src/mp/sharedctypes.cpp), mp.Struct records, SharedMemory,
+-- ShareableList and SharedMemoryManager.
+do
+  local shared_memory = require "multiprocessing.shared_memory"
+  local function lock_option(opts, what)
+    if opts == nil then return nil end
+    if type(opts) ~= "table" then
+      error("bad argument #3 to '" .. what .. "' (options table {lock=...} expected, got " .. type(opts) .. ")", 3)
+    end
+    return opts.lock
+  end
+  mp.Value = function(tc, init, opts) return core.Value(tc, init, lock_option(opts, "Value")) end
+  mp.Array = function(tc, size_or_seq, opts) return core.Array(tc, size_or_seq, lock_option(opts, "Array")) end
+  mp.RawValue = core.RawValue
+  mp.RawArray = core.RawArray
+  -- mp.Struct{{"x", "d"}, {"y", "d"}}: a record type usable as a typecode.
+  local Struct = class.new("Struct")
+  function Struct:new(fields)
+    if type(fields) ~= "table" or #fields == 0 then
+      error("bad argument #1 to 'Struct' (list of {name, typecode} expected)", 3)
+    end
+    local s = {}
+    for i, f in ipairs(fields) do
+      if type(f) ~= "table" or type(f[1]) ~= "string" or type(f[2]) ~= "string" then
+        error("bad argument #1 to 'Struct' (field " .. i .. " must be {name, typecode})", 3)
+      end
+      s[i] = {f[1], f[2]}
+    end
+    return setmetatable(s, self)
+  end
+  function Struct.__tostring(s)
+    local parts = {}
+    for i, f in ipairs(s) do parts[i] = f[1] .. ":" .. f[2] end
+    return "Struct{" .. table.concat(parts, ", ") .. "}"
+  end
+  mp.Struct = Struct
+  mp.sharedctypes = {
+    Value = mp.Value, Array = mp.Array, RawValue = mp.RawValue, RawArray = mp.RawArray,
+    synchronized = core.synchronized, copy = core.copy,
+  }
+  mp.shared_memory = {
+    SharedMemory = function(opts, create, size)
+      if type(opts) == "table" then return core.SharedMemory(opts.name, opts.create, opts.size or 0) end
+      return core.SharedMemory(opts, create, size or 0)
+    end,
+    ShareableList = shared_memory.ShareableList,
+  }
+  core.register_class("multiprocessing.shared_memory.ShareableList", shared_memory.ShareableList)
+  mp.managers.SharedMemoryManager = shared_memory.SharedMemoryManager
+end
+
+-- Queues (API.md "Queues")
+mp.Queue = core.Queue
+mp.SimpleQueue = core.SimpleQueue
+mp.JoinableQueue = core.JoinableQueue
 
 return mp

@@ -29,21 +29,35 @@ function M._set_current(c) current = c end
 
 -- Waits until pred() is true, at most `timeout` seconds (nil: forever).
 -- Returns true when pred became true, false on timeout.  Yields to the
--- server's scheduler; outside a request coroutine it cannot wait.
-function M.block_until(pred, timeout)
+-- server's scheduler; outside a request coroutine it cannot wait.  With
+-- `poll`, pred depends on something outside the server (another process,
+-- a native object): the server then re-checks it every few milliseconds
+-- instead of only after each request.
+function M.block_until(pred, timeout, poll)
   if pred() then return true end
   if timeout ~= nil and timeout <= 0 then return false end
   local deadline = timeout and (monotonic() + timeout)
-  if not coroutine.isyieldable() then
-    error("a managed object cannot wait inside the server outside a request", 0)
+  if current == nil or not coroutine.isyieldable() then
+    -- Not inside a manager server's request: nothing would wake us.
+    error("cannot wait here: only a manager's server waits on this object (use a timeout of 0, or the"
+          .. " _nowait form)", 0)
   end
   local me = current
   while true do
-    coroutine.yield(deadline or false)
+    coroutine.yield(deadline or false, poll)
     current = me
     if pred() then return true end
     if deadline and monotonic() >= deadline then return false end
   end
+end
+
+-- mp.managers.wait_until(pred [, timeout]): for referents of custom types
+-- that wait on something outside the server; see block_until.
+function M.wait_until(pred, timeout)
+  if type(pred) ~= "function" then
+    error("bad argument #1 to 'wait_until' (function expected, got " .. type(pred) .. ")", 2)
+  end
+  return M.block_until(pred, timeout, true)
 end
 
 -- Python's blocking/timeout pair: block false means "do not wait";
@@ -497,7 +511,7 @@ end
 function Lock:locked() return self.count > 0 end
 local function owner_text(self)
   if self.count == 0 then return "None" end
-  return tostring(self.owner.pid or self.owner.name or "?")
+  return tostring(self.owner.name or self.owner.pid or "?")
 end
 function Lock:__repr__()
   if self.recursive then
@@ -572,11 +586,16 @@ function Condition:wait(timeout)
   if not self.lock:_is_owned() then error("cannot wait on un-acquired lock", 0) end
   local w = {notified = false}
   self.waiters[#self.waiters + 1] = w
+  -- Leaving without a notification (timeout, or a caller that went away:
+  -- the server closes its coroutine) takes the waiter off the list, so no
+  -- later notify is spent on it.
+  local _ <close> = setmetatable({}, {__close = function()
+    if not w.notified then
+      for i, x in ipairs(self.waiters) do if x == w then table.remove(self.waiters, i) break end end
+    end
+  end})
   local saved = self.lock:_release_save()
   local ok = M.block_until(function() return w.notified end, timeout)
-  if not ok then
-    for i, x in ipairs(self.waiters) do if x == w then table.remove(self.waiters, i) break end end
-  end
   self.lock:_acquire_restore(saved)
   return ok
 end
@@ -623,6 +642,15 @@ function Barrier:wait(timeout)
   if self.state < 0 then error(broken_error(), 0) end
   local index = self.count
   self.count = self.count + 1
+  -- A waiter whose caller went away (its coroutine is closed by the server)
+  -- breaks the barrier, as an interrupted thread does in Python.
+  local finished = false
+  local _ <close> = setmetatable({}, {__close = function()
+    if not finished then
+      self.count = self.count - 1
+      self.state = -2
+    end
+  end})
   local ok, err = pcall(function()
     if index + 1 == self.parties then
       if self.action then
@@ -641,6 +669,7 @@ function Barrier:wait(timeout)
       if self.state < 0 then error(broken_error(), 0) end
     end
   end)
+  finished = true
   self.count = self.count - 1
   if self.count == 0 and (self.state == -1 or self.state == 1) then self.state = 0 end
   if not ok then error(err, 0) end
@@ -666,6 +695,54 @@ function Barrier:__repr__()
 end
 Barrier.exposed = {"wait", "reset", "abort", "__getattribute__", "__repr__"}
 
+---------------------------------------------------------------------------
+-- Pool: a pool owned by the server process (m:Pool(n)).  The *_async
+-- methods and imap return the pool's own result objects, which the server
+-- keeps as referents (method_to_typeid); their waits are polled
+-- (managers.lua, "outside").  The blocking methods wait cooperatively.
+
+local ManagedPool = class.new("ManagedPool")
+M.ManagedPool = ManagedPool
+function ManagedPool:new(...)
+  local mp = require "multiprocessing"
+  return setmetatable({pool = mp.Pool(...)}, self)
+end
+for _, name in ipairs {"apply_async", "map_async", "starmap_async", "imap", "imap_unordered", "close",
+                       "terminate"} do
+  ManagedPool[name] = function(self, ...) return self.pool[name](self.pool, ...) end
+end
+local function result_of(r)
+  M.wait_until(function() return r:ready() end)
+  return r:get(0)
+end
+function ManagedPool:apply(f, args) return result_of(self.pool:apply_async(f, args)) end
+function ManagedPool:map(f, seq, chunksize) return result_of(self.pool:map_async(f, seq, chunksize)) end
+function ManagedPool:starmap(f, seq, chunksize) return result_of(self.pool:starmap_async(f, seq, chunksize)) end
+-- join(): after close(), the submitted work finishes (polled), then the
+-- workers are joined.
+function ManagedPool:join()
+  local pool = self.pool
+  if pool._state == "CLOSE" then
+    M.wait_until(function()
+      pool:_pump(0)
+      return not pool:_has_work() and pool._feed_head > pool._feed_tail
+    end)
+  end
+  return pool:join()
+end
+function ManagedPool:__repr__() return tostring(self.pool) end
+ManagedPool.exposed = {"apply", "apply_async", "map", "map_async", "starmap", "starmap_async", "imap",
+                       "imap_unordered", "close", "terminate", "join", "__repr__"}
+ManagedPool.method_to_typeid = {apply_async = "AsyncResult", map_async = "AsyncResult",
+                                starmap_async = "AsyncResult", imap = "Iterator", imap_unordered = "Iterator"}
+
+-- True for the classes defined here (they wait cooperatively themselves).
+function M.is_server_type(mt)
+  return mt == Dict or mt == List or mt == Namespace or mt == Value or mt == Array or mt == Queue
+      or mt == Lock or mt == RLock or mt == Semaphore or mt == BoundedSemaphore or mt == Condition
+      or mt == Event or mt == Barrier
+end
+
 -- The builtin typeids of SyncManager: typeid -> {make, exposed, proxy}.
 -- `proxy` names the client-side proxy class (multiprocessing.managers).
 M.builtin = {
@@ -689,8 +766,14 @@ M.builtin = {
   Event = {make = function() return Event:new() end, exposed = Event.exposed, proxy = "EventProxy"},
   Barrier = {make = function(n, a, t) return Barrier:new(n, a, t) end, exposed = Barrier.exposed,
              proxy = "BarrierProxy"},
+  Pool = {make = function(...) return ManagedPool:new(...) end, exposed = ManagedPool.exposed,
+          method_to_typeid = ManagedPool.method_to_typeid, proxy = "PoolProxy"},
+  AsyncResult = {exposed = {"get", "wait", "ready", "successful"}, proxy = "AsyncResultProxy",
+                 no_create = true},
+  Iterator = {exposed = {"next"}, proxy = "IteratorProxy", no_create = true},
 }
 M.builtin_order = {"dict", "list", "Namespace", "Value", "Array", "Queue", "JoinableQueue", "Lock", "RLock",
-                   "Semaphore", "BoundedSemaphore", "Condition", "Event", "Barrier"}
+                   "Semaphore", "BoundedSemaphore", "Condition", "Event", "Barrier", "Pool", "AsyncResult",
+                   "Iterator"}
 
 return M

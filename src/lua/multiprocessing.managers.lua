@@ -8,11 +8,13 @@
 --
 -- Wire protocol (one request, one reply, on a Listener/Client socket; the
 -- framing and deadlines are core.manager_send/recv/call):
---   request  {op, a, b, c, s = seq, adopt = {ids}, inc = {ids}, dec = {ids}}
+--   request  {op, a, b, c, s = seq, adopt = {ids}, inc = {ids}, dec = {ids},
+--             who = {pid, name} (first request), drop = old connection id}
 --     op "call" id method args | "create" typeid args | "pending" id
 --        | "ping" | "shutdown" | "debug_info"
---   reply    {true, v1, ..., n = k, s = seq [, tok = token]}
---          | {false, err, "error" | "remote", s = seq}
+--   reply    {true, v1, ..., n = k, s = seq [, tok = token] [, cid = id]}
+--          | {false, err, "error" | "remote", s = seq [, cid = id]}
+--   (cid, this connection's id, comes with the first reply.)
 -- Reference counts are kept per client connection (a process), so the
 -- objects of a client that dies are released when its socket closes.
 local class = require "multiprocessing.class"
@@ -37,6 +39,18 @@ end
 
 local function default_authkey() return process.current_process().authkey end
 
+-- This process's pid, without a syscall per proxy call: a forked child has
+-- a new current_process() object, which refreshes it.
+local cached_pid, cached_owner
+local current_process = process.current_process
+local function mypid()
+  local cur = current_process()
+  if cur ~= cached_owner then
+    cached_owner, cached_pid = cur, getpid()
+  end
+  return cached_pid
+end
+
 ---------------------------------------------------------------------------
 -- Servers running in this process, by address (a proxy rebuilt here for one
 -- of them calls its referent directly).
@@ -45,7 +59,7 @@ local servers_here = {}
 
 local function local_server(address)
   local s = servers_here[addr_key(address)]
-  if s and s.pid == getpid() and s.running then return s end
+  if s and s.pid == mypid() and s.running then return s end
   return nil
 end
 
@@ -64,8 +78,9 @@ end
 local function entry_for(address, authkey)
   local key = entry_key(address, authkey)
   local e = entries[key]
-  if e == nil or e.pid ~= getpid() or e.broken then
-    e = {key = key, address = address, authkey = authkey, pid = getpid(), seq = 0, adopt = {}, inc = {}, dec = {}}
+  if e == nil or e.pid ~= mypid() or e.broken then
+    e = {key = key, address = address, authkey = authkey, pid = mypid(), seq = 0, adopt = {}, inc = {}, dec = {},
+         live = setmetatable({}, {__mode = "k"})}  -- proxies holding a reference on this connection
     entries[key] = e
   end
   return e
@@ -75,7 +90,7 @@ end
 local function drop_entry(address)
   local ak = addr_key(address)
   for key, e in pairs(entries) do
-    if addr_key(e.address) == ak and e.pid == getpid() then
+    if addr_key(e.address) == ak and e.pid == mypid() then
       e.broken = true
       if e.conn then pcall(e.conn.close, e.conn) end
       entries[key] = nil
@@ -110,22 +125,82 @@ local function break_entry(e, keep_open)
   end
 end
 
+-- After an interrupted call, the connection is in an unknown state (a
+-- reply may still come; the server may still run the call, e.g. a parked
+-- get that would swallow the next item).  The entry is replaced; the old
+-- connection stays open (the server keeps this process's references) until
+-- the next request on the new one, which takes again the references of
+-- every live proxy and asks the server to drop the old connection by its
+-- id.  This is done then, not here: right after Ctrl-C the interrupt may
+-- still stop any Lua code.
+local function abandon(e)
+  break_entry(e, true)
+  local ne = entry_for(e.address, e.authkey)
+  ne.old = e
+end
+
+-- Moves the references held on e.old to e; returns the old connection id
+-- to drop, or nil.
+local function take_over(e)
+  local old = e.old
+  if old == nil then return nil end
+  for p in pairs(old.live) do
+    if rawget(p, "_holder") == old then
+      e.inc[#e.inc + 1] = rawget(p, "_token")[2]
+      rawset(p, "_holder", e)
+      e.live[p] = true
+    end
+  end
+  for _, id in ipairs(old.adopt) do e.adopt[#e.adopt + 1] = id end
+  old.adopt = {}
+  return old.cid
+end
+
+-- The old connection is no longer needed once the server answered.
+local function bury(e)
+  local old = e.old
+  e.old = nil
+  for i, c in ipairs(graveyard) do
+    if c == old.conn then
+      table.remove(graveyard, i)
+      pcall(c.close, c)
+      break
+    end
+  end
+end
+
 -- Sends `req` on entry e and returns the reply table (reply[1] is true), or
 -- raises: the referent's own error, RemoteError for the server's failures.
 local function request(e, req)
   local conn = connect(e)
+  if e.old then req.drop = take_over(e) end
   local seq = e.seq + 1
   e.seq = seq
   req.s = seq
-  if #e.adopt > 0 then req.adopt = e.adopt end
-  if #e.inc > 0 then req.inc = e.inc end
-  if #e.dec > 0 then req.dec = e.dec end
-  -- Encoding errors (an argument that cannot be sent) leave the connection
-  -- and the waiting reference changes as they were.
-  local payload = core.dumps(req)
-  if req.adopt then e.adopt = {} end
-  if req.inc then e.inc = {} end
-  if req.dec then e.dec = {} end
+  if seq == 1 then  -- the first request names the process (a lock's owner in tostring)
+    req.who = {getpid(), process.current_process().name}
+  end
+  -- The waiting reference changes ride on this request.  They are taken
+  -- off the entry before encoding: encoding may run a nested request (a
+  -- proxy among the arguments reduces itself), which must not send them too.
+  local lists = {}
+  for _, f in ipairs {"adopt", "inc", "dec"} do
+    if #e[f] > 0 then
+      lists[f] = e[f]
+      req[f] = e[f]
+      e[f] = {}
+    end
+  end
+  local encoded, payload = pcall(core.dumps, req)
+  if not encoded then
+    -- An argument that cannot be sent: nothing was written, the connection
+    -- is fine, and the reference changes wait for the next request.
+    for f, list in pairs(lists) do
+      for _, id in ipairs(e[f]) do list[#list + 1] = id end
+      e[f] = list
+    end
+    error(payload, 0)
+  end
   local ok, got, reply = pcall(core.manager_call, conn, payload)
   while ok and got and reply.s ~= seq do  -- a reply to an earlier, interrupted call
     ok, got, reply = pcall(core.manager_recv, conn)
@@ -133,7 +208,7 @@ local function request(e, req)
   if not ok then
     local err = got
     if err == "interrupted!" or (type(err) == "string" and err:find("interrupted!", 1, true)) then
-      break_entry(e, true)
+      abandon(e)
       error(err, 0)
     end
     break_entry(e, false)
@@ -143,6 +218,8 @@ local function request(e, req)
     break_entry(e, false)
     error(remote_error("the manager at " .. repr(e.address) .. " closed the connection (is it shut down?)"), 0)
   end
+  if reply.cid then e.cid = reply.cid end
+  if e.old then bury(e) end
   if reply[1] == true then return reply end
   if reply[3] == "remote" then error(remote_error(reply[2]), 0) end
   error(reply[2], 0)
@@ -195,14 +272,42 @@ local function class_desc(cls)
     table.insert(chain, 1, c)
     c = rawget(c, "__parent")
   end
+  local base = c or BaseProxy
   local fields = {}
   for _, k in ipairs(chain) do
     for key, v in pairs(k) do
-      if not skip_fields[key] then fields[key] = v end
+      -- Metamethods copied down from the builtin base are the base's.
+      if not skip_fields[key] and base[key] ~= v then fields[key] = v end
     end
   end
-  return {name = name, base = c and class_names[c] or "BaseProxy", fields = fields}
+  return {name = name, base = class_names[base] or "BaseProxy", fields = fields}
 end
+
+-- Proxy classes themselves cross too (a target that names one as an
+-- upvalue): every class below BaseProxy has this registered metatable.
+local ProxyClassMeta = {__name = "ProxyClass"}
+function ProxyClassMeta.__index(cls, k)
+  local p = rawget(cls, "__parent")
+  if p then return p[k] end
+end
+function ProxyClassMeta.__call(cls, ...) return cls:new(...) end
+
+-- BaseProxy:extend([name]): a proxy class (see docs/api/managers.md).
+local function proxy_extend(self, name)
+  local cls = {}
+  for k, v in pairs(self) do  -- metamethods are read raw: copy them down
+    if type(k) == "string" and k:sub(1, 2) == "__" and k ~= "__index" and k ~= "__name" and k ~= "__parent" then
+      cls[k] = v
+    end
+  end
+  cls.__index = cls
+  cls.__name = name or ((rawget(self, "__name") or "BaseProxy") .. "Subclass")
+  cls.__parent = self
+  cls.extend = proxy_extend
+  return setmetatable(cls, ProxyClassMeta)
+end
+BaseProxy.extend = proxy_extend
+setmetatable(BaseProxy, ProxyClassMeta)
 
 local function class_from_desc(desc)
   if type(desc) == "string" then return builtin_classes[desc] or BaseProxy end
@@ -214,6 +319,10 @@ local function class_from_desc(desc)
   classes_by_name[desc.name] = cls
   return cls
 end
+
+function ProxyClassMeta.__reduce(cls) return {class_desc(cls)} end
+function ProxyClassMeta.__rebuild(t) return class_from_desc(t[1]) end
+core.register_class("multiprocessing.managers.ProxyClass", ProxyClassMeta)
 
 function Proxy.__index(self, k)
   local cls = rawget(self, "_class")
@@ -268,19 +377,21 @@ function Proxy.__gc(self)
   if tok == nil then return end
   local srv = rawget(self, "_server")
   if srv then
-    if srv.pid == getpid() then srv.local_dec[#srv.local_dec + 1] = tok[2] end
+    if srv.pid == mypid() then srv.local_dec[#srv.local_dec + 1] = tok[2] end
     return
   end
   local h = rawget(self, "_holder")
-  if h and h.pid == getpid() and not h.broken then h.dec[#h.dec + 1] = tok[2] end
+  if h and h.pid == mypid() and not h.broken then h.dec[#h.dec + 1] = tok[2] end
 end
 
 -- Makes a proxy of class `cls` for token {typeid, id, address, exposed}.
 -- `holder`: the entry on which this process holds its reference (nil: none
 -- yet, taken at the first call).
 local function new_proxy(cls, tok, authkey, holder, manager)
-  local p = {_class = cls, _token = tok, _authkey = authkey, _holder = holder, _manager = manager}
-  return setmetatable(p, Proxy)
+  local p = setmetatable({_class = cls, _token = tok, _authkey = authkey, _holder = holder, _manager = manager},
+                         Proxy)
+  if holder then holder.live[p] = true end
+  return p
 end
 
 -- proxy:_callmethod(name [, args]): calls method `name` of the referent with
@@ -295,10 +406,15 @@ function BaseProxy:_callmethod(name, args)
   local tok = rawget(self, "_token")
   local srv = rawget(self, "_server")
   if srv then return srv:_local_call(tok[2], name, args or {n = 0}) end
-  local e = entry_for(tok[3], rawget(self, "_authkey"))
-  if rawget(self, "_holder") ~= e then  -- first use in this process (or after a reconnect)
-    e.inc[#e.inc + 1] = tok[2]
-    rawset(self, "_holder", e)
+  -- Fast path: the entry this proxy holds its reference on is current.
+  local e = rawget(self, "_holder")
+  if e == nil or e.broken or e.pid ~= mypid() or e.old then
+    e = entry_for(tok[3], rawget(self, "_authkey"))
+    if rawget(self, "_holder") ~= e then  -- first use in this process (or after a reconnect)
+      e.inc[#e.inc + 1] = tok[2]
+      rawset(self, "_holder", e)
+      e.live[self] = true
+    end
   end
   local reply = request(e, {"call", tok[2], name, args or {n = 0}})
   local t = reply.tok
@@ -344,6 +460,7 @@ function Proxy.__reduce(self)
     if rawget(self, "_holder") ~= e then
       e.inc[#e.inc + 1] = tok[2]
       rawset(self, "_holder", e)
+      e.live[self] = true
     end
     request(e, {"pending", tok[2]})
   end
@@ -362,6 +479,7 @@ function Proxy.__rebuild(t)
     local e = entry_for(t[3], t[4])
     e.adopt[#e.adopt + 1] = t[2]
     rawset(p, "_holder", e)
+    e.live[p] = true
   end
   return p
 end
@@ -548,6 +666,25 @@ function BarrierProxy.__getattr(self, k)
   return nil
 end
 
+-- PoolProxy: m:Pool(n), a pool owned by the server.  The *_async methods
+-- return AsyncResult proxies, imap/imap_unordered iterator proxies.
+local PoolProxy = builtin_class("PoolProxy", BaseProxy:extend("PoolProxy"))
+M.PoolProxy = PoolProxy
+for _, name in ipairs {"apply", "apply_async", "map", "map_async", "starmap", "starmap_async", "imap",
+                       "imap_unordered", "close", "terminate", "join"} do
+  PoolProxy[name] = forward(name)
+end
+function PoolProxy.__close(self) pcall(self._callmethod, self, "terminate") end
+
+local AsyncResultProxy = builtin_class("AsyncResultProxy", BaseProxy:extend("AsyncResultProxy"))
+M.AsyncResultProxy = AsyncResultProxy
+for _, name in ipairs {"get", "wait", "ready", "successful"} do AsyncResultProxy[name] = forward(name) end
+
+local IteratorProxy = builtin_class("IteratorProxy", BaseProxy:extend("IteratorProxy"))
+M.IteratorProxy = IteratorProxy
+IteratorProxy.next = forward("next")
+function IteratorProxy.__call(self) return self:_callmethod("next") end
+
 ---------------------------------------------------------------------------
 -- The server.
 
@@ -558,6 +695,9 @@ M.Server = Server
 -- socket to take a reply, before it drops that client.
 Server.read_timeout = 5
 Server.write_timeout = 5
+-- How often a request waiting on something outside the server (a native
+-- queue or lock, a pool's result) is retried.
+Server.poll_step = 0.005
 
 -- registry: typeid -> {builtin = name} | {callable = f, exposed = {..},
 -- method_to_typeid = {..}}.
@@ -575,7 +715,8 @@ function Server:new(registry, address, authkey)
   s.ids_by_obj = {}       -- referent -> id (the same object registered twice keeps its id)
   s.next_id = 0
   s.pending = {}          -- id -> references in transit
-  s.clients = {}          -- conn -> client {conn, refs = {id -> n}, pid}
+  s.clients = {}          -- conn -> client {conn, refs = {id -> n}, pid, name, cid}
+  s.by_cid = {}           -- connection id -> client
   s.waitlist = {s.listener}
   s.parked = {}
   s.local_owner = {refs = {}, name = "server"}
@@ -692,6 +833,85 @@ local function with_traceback(err, tb)
   return tostring(err) .. "\n(in the manager server) " .. tb
 end
 
+-- Referents whose state changes outside the server (native queues, locks
+-- and events, a pool's results) would block the whole server in their
+-- blocking methods: those calls become a non-blocking try retried every
+-- poll_step (docs/design/managers.md).  Keyed by method name; each returns
+-- nil when it does not apply to the object.
+local function is_error(v, cls) return class.isinstance(v, cls) end
+local outside = {}
+function outside.get(obj, args)
+  if type(obj) == "table" and type(obj.ready) == "function" then  -- an AsyncResult
+    local timeout = args[1]
+    if not types.wait_until(function() return obj:ready() end, timeout) then
+      error(errors.TimeoutError("result not ready"), 0)
+    end
+    return true, obj:get(0)
+  end
+  if type(obj) ~= "userdata" then return nil end
+  local block, timeout = args[1], args[2]
+  if block == false then return nil end
+  local v
+  local got = types.wait_until(function()
+    local ok, r = pcall(obj.get, obj, false)
+    if ok then v = r return true end
+    if not is_error(r, errors.Empty) then error(r, 0) end
+    return false
+  end, timeout)
+  if not got then error(errors.Empty("queue is empty"), 0) end
+  return true, v
+end
+function outside.put(obj, args)
+  if type(obj) ~= "userdata" then return nil end
+  local v, block, timeout = args[1], args[2], args[3]
+  if block == false then return nil end
+  local got = types.wait_until(function()
+    local ok, r = pcall(obj.put, obj, v, false)
+    if ok then return true end
+    if not is_error(r, errors.Full) then error(r, 0) end
+    return false
+  end, timeout)
+  if not got then error(errors.Full("queue is full"), 0) end
+  return true
+end
+function outside.acquire(obj, args)
+  if type(obj) ~= "userdata" then return nil end
+  local block, timeout = args[1], args[2]
+  if block == false then return nil end
+  if timeout ~= nil and timeout < 0 then timeout = nil end
+  return true, types.wait_until(function() return obj:acquire(false) end, timeout)
+end
+function outside.wait(obj, args)
+  if type(obj) == "table" and type(obj.ready) == "function" then
+    return true, types.wait_until(function() return obj:ready() end, args[1])
+  end
+  if type(obj) == "userdata" and type(obj.is_set) == "function" then  -- an Event
+    return true, types.wait_until(function() return obj:is_set() end, args[1])
+  end
+  return nil
+end
+
+function outside.next(obj, args)
+  local pool = package.loaded["multiprocessing.pool"]
+  if not (pool and class.isinstance(obj, pool.IMapIterator)) then return nil end
+  local v
+  local got = types.wait_until(function()
+    local ok, r = pcall(obj.next, obj, 0)
+    if ok then v = r return true end
+    if not is_error(r, errors.TimeoutError) then error(r, 0) end
+    return false
+  end, args[1])
+  if not got then error(errors.TimeoutError(""), 0) end
+  return true, v
+end
+
+local function call_outside(obj, name, args)
+  local adapter = outside[name]
+  if adapter == nil then return nil end
+  if type(obj) == "table" and getmetatable(obj) and types.is_server_type(getmetatable(obj)) then return nil end
+  return pack(adapter(obj, args))
+end
+
 -- The body of a "call" request, run in a coroutine: returns the reply.
 local function call_body(server, client, req)
   local id, name, args = req[2], req[3], req[4] or {n = 0}
@@ -713,7 +933,13 @@ local function call_body(server, client, req)
     return {false, string.format("%s object has no method %s", repr(o.typeid), repr(name)), "remote"}
   end
   if type(args) ~= "table" then return {false, "bad arguments", "remote"} end
-  local r = pack(f(obj, unpack(args, 1, args.n or #args)))
+  local r = call_outside(obj, name, args)
+  if r and r[1] then
+    table.remove(r, 1)
+    r.n = r.n - 1
+  else
+    r = pack(f(obj, unpack(args, 1, args.n or #args)))
+  end
   local m2t = o.m2t and o.m2t[name]
   if m2t then
     local spec = server.registry[m2t]
@@ -731,7 +957,7 @@ function Server:_spec_of(typeid)
   local spec = self.registry[typeid]
   if spec and spec.builtin then
     local b = types.builtin[spec.builtin]
-    return {builtin = true, exposed = b.exposed, make = b.make}
+    return {builtin = true, exposed = b.exposed, make = b.make, method_to_typeid = b.method_to_typeid}
   end
   return spec
 end
@@ -753,6 +979,10 @@ end
 function Server:_reply(client, rep, seq)
   if client.dropped then return end
   rep.s = seq
+  if not client.cid_sent then  -- the first reply tells the client its connection's id
+    rep.cid = client.cid
+    client.cid_sent = true
+  end
   local ok, payload = pcall(core.dumps, rep)
   if not ok then
     payload = core.dumps({false, "cannot send the result back: " .. tostring(payload), "remote", s = seq})
@@ -765,20 +995,43 @@ function Server:_reply(client, rep, seq)
 end
 
 -- Runs (or resumes) a request's coroutine; parks it when it waits.
+-- Request coroutines are reused: one runs bodies in a loop and yields
+-- DONE with each reply (any other yield is a wait: a deadline and a poll
+-- flag).  A body that raises kills its coroutine, which is not reused.
+local DONE = setmetatable({}, {__name = "done"})
+local idle_workers = {}
+local function worker(body, a, b, c)
+  while true do
+    body, a, b, c = coroutine.yield(DONE, body(a, b, c))
+  end
+end
+local function get_worker()
+  local n = #idle_workers
+  if n > 0 then
+    local co = idle_workers[n]
+    idle_workers[n] = nil
+    return co
+  end
+  local co = coroutine.create(worker)
+  return co
+end
+
 function Server:_step(job, ...)
   types._set_current(job.client)
-  local ok, rep = coroutine.resume(job.co, ...)
+  local ok, rep, poll = coroutine.resume(job.co, ...)
   types._set_current(nil)
-  if coroutine.status(job.co) == "suspended" then
+  if ok and rep == DONE then
+    if #idle_workers < 16 then idle_workers[#idle_workers + 1] = job.co end
+    self:_reply(job.client, poll, job.seq)
+    return true
+  end
+  if ok then
     job.deadline = rep or nil
+    job.poll = poll
     self.parked[#self.parked + 1] = job
     return false
   end
-  if ok then
-    self:_reply(job.client, rep, job.seq)
-  else
-    self:_reply(job.client, {false, with_traceback(rep, debug.traceback(job.co)), "error"}, job.seq)
-  end
+  self:_reply(job.client, {false, with_traceback(rep, debug.traceback(job.co)), "error"}, job.seq)
   return true
 end
 
@@ -792,9 +1045,21 @@ function Server:_retry_parked()
     for _, job in ipairs(list) do
       if not job.cancelled and not job.client.dropped then
         if self:_step(job) then progress = true end
+      else
+        -- Abandoned: unwind it, so the object it waited on is left tidy.
+        pcall(coroutine.close, job.co)
+        progress = true
       end
     end
   end
+end
+
+-- The integer ids of a list from a request (anything else is ignored).
+local function ids(list)
+  if type(list) ~= "table" then return {} end
+  local out = {}
+  for _, id in ipairs(list) do if math.type(id) == "integer" then out[#out + 1] = id end end
+  return out
 end
 
 function Server:_handle(client, req)
@@ -803,25 +1068,45 @@ function Server:_handle(client, req)
   end
   -- A new request from a client whose earlier one is parked: that one was
   -- abandoned (the caller was interrupted).
-  for _, job in ipairs(self.parked) do
-    if job.client == client then job.cancelled = true end
+  if #self.parked > 0 then
+    for _, job in ipairs(self.parked) do
+      if job.client == client then job.cancelled = true end
+    end
   end
-  if type(req.adopt) == "table" then for _, id in ipairs(req.adopt) do self:_adopt(client, id) end end
-  if type(req.inc) == "table" then for _, id in ipairs(req.inc) do self:_incref(client, id) end end
-  if type(req.dec) == "table" then for _, id in ipairs(req.dec) do self:_decref(client, id) end end
+  local list = req.adopt
+  if list then for _, id in ipairs(ids(list)) do self:_adopt(client, id) end end
+  list = req.inc
+  if list then for _, id in ipairs(ids(list)) do self:_incref(client, id) end end
+  list = req.dec
+  if list then for _, id in ipairs(ids(list)) do self:_decref(client, id) end end
+  -- A client replacing its interrupted connection (abandon): drop the old
+  -- one now, after this request's references were taken.
+  local old = type(req.drop) == "string" and self.by_cid[req.drop]
+  if old and old ~= client then self:_drop_client(old) end
+  if type(req.who) == "table" then
+    client.pid, client.name = req.who[1], tostring(req.who[2])
+  end
   local op, seq = req[1], req.s
   if op == "call" or op == "create" then
-    local job = {client = client, seq = seq, co = coroutine.create(op == "call" and call_body or create_body)}
-    self:_step(job, self, client, req)
+    local job = {client = client, seq = seq, co = get_worker()}
+    self:_step(job, op == "call" and call_body or create_body, self, client, req)
   elseif op == "pending" then
     self:_add_pending(req[2])
     self:_reply(client, {true, n = 1}, seq)
   elseif op == "ping" then
     self:_reply(client, {true, "pong", n = 2}, seq)
   elseif op == "debug_info" then
+    -- Proxies held by the server (values of its dicts and lists) are
+    -- released by its collector: run it, so the count is exact.
+    collectgarbage(); collectgarbage()
+    self:_release_local()
     local count = 0
     for _ in pairs(self.objects) do count = count + 1 end
-    self:_reply(client, {true, count, #self.parked, n = 3}, seq)
+    local parked = 0
+    for _, job in ipairs(self.parked) do
+      if not job.cancelled and not job.client.dropped then parked = parked + 1 end
+    end
+    self:_reply(client, {true, count, parked, n = 3}, seq)
   elseif op == "shutdown" then
     util.debug("manager received shutdown message")
     self:_reply(client, {true, n = 1}, seq)
@@ -835,8 +1120,20 @@ function Server:_drop_client(client)
   if client.dropped then return end
   client.dropped = true
   self.clients[client.conn] = nil
+  self.by_cid[client.cid] = nil
   for i, c in ipairs(self.waitlist) do
     if c == client.conn then table.remove(self.waitlist, i) break end
+  end
+  -- A process that died holding a managed lock would leave it locked for
+  -- ever: the server knows the holder, so the lock is freed (DESIGN.md:
+  -- survivors must be able to go on).
+  for _, o in pairs(self.objects) do
+    local obj = o.obj
+    local mt = type(obj) == "table" and getmetatable(obj)
+    if (mt == types.Lock or mt == types.RLock) and obj.owner == client and obj.count > 0 then
+      util.info(string.format("manager: releasing a %s held by %s, which is gone", mt.__name, client.name))
+      obj.owner, obj.count = nil, 0
+    end
   end
   for id, n in pairs(client.refs) do
     for _ = 1, n do self:_decref(client, id) end
@@ -851,7 +1148,9 @@ function Server:_accept()
     return
   end
   self.client_counter = (self.client_counter or 0) + 1
-  local client = {conn = conn, refs = {}, name = "client-" .. self.client_counter}
+  local client = {conn = conn, refs = {}, name = "client-" .. self.client_counter,
+                  cid = self.client_counter .. "-" .. core.random_bytes(8)}
+  self.by_cid[client.cid] = client
   self.clients[conn] = client
   self.waitlist[#self.waitlist + 1] = conn
 end
@@ -863,7 +1162,13 @@ function Server:_read(client)
     return self:_drop_client(client)
   end
   if not got then return self:_drop_client(client) end
-  self:_handle(client, req)
+  -- A request that makes the server itself fail (a malformed one that got
+  -- past the checks) costs its client the connection, never the server.
+  local handled, herr = pcall(self._handle, self, client, req)
+  if not handled then
+    util.debug("manager: dropping a client after a bad request: " .. tostring(herr))
+    self:_drop_client(client)
+  end
 end
 
 -- The wait for the next event: nil (forever) unless a parked request has a
@@ -876,11 +1181,21 @@ function Server:_next_timeout()
       local left = math.max(job.deadline - now, 0)
       if t == nil or left < t then t = left end
     end
+    if job.poll and (t == nil or t > self.poll_step) then t = self.poll_step end
   end
-  if self.parent_sentinel == nil and self.poll_interval then
-    t = t and math.min(t, self.poll_interval) or self.poll_interval
+  -- Wake up now and then: to notice a dead owner (a manager's server) and
+  -- to collect garbage when idle.
+  local idle = self.poll_interval or 1.0
+  return t and math.min(t, idle) or idle
+end
+
+-- Returns the references of the server's own collected proxies.
+function Server:_release_local()
+  if #self.local_dec > 0 then
+    local list = self.local_dec
+    self.local_dec = {}
+    for _, id in ipairs(list) do self:_decref(self.local_owner, id) end
   end
-  return t
 end
 
 -- serve_forever(): serves until a client asks for shutdown (or the parent
@@ -912,11 +1227,13 @@ function Server:serve_forever()
         end
         if not self.running then break end
       end
-      if #self.local_dec > 0 then
-        local list2 = self.local_dec
-        self.local_dec = {}
-        for _, id in ipairs(list2) do self:_decref(self.local_owner, id) end
+      if #ready == 0 and #self.parked == 0 then
+        -- Idle: collect, so the objects only referred to by proxies this
+        -- server held (values it dropped) are freed without waiting for
+        -- allocation to drive the collector.
+        collectgarbage()
       end
+      self:_release_local()
       self:_retry_parked()
     end
   end)
@@ -931,6 +1248,9 @@ end
 -- The body of a manager's server process (the target of its Process).
 function M._server_main(registry, address, authkey, writer, initializer, initargs)
   core.ignore_sigint()
+  -- The server is started as a daemon (it dies with its owner) but may
+  -- start children of its own: the workers of m:Pool().
+  rawset(process.current_process(), "_daemon", false)
   if initializer then initializer(unpack(initargs or {}, 1, (initargs or {}).n or #(initargs or {}))) end
   local server = M.Server:new(registry, address, authkey)
   util.info("manager serving at " .. repr(server.address))
@@ -949,6 +1269,19 @@ end
 local BaseManager = class.new("BaseManager")
 M.BaseManager = BaseManager
 BaseManager._registry = {}
+
+-- Manager classes cross processes (a spawned target that names one as an
+-- upvalue): they share this registered metatable, whose __reduce sends the
+-- class's name, base, own fields and registrations.
+local ManagerClassMeta = {__name = "ManagerClass"}
+function ManagerClassMeta.__index(cls, k)
+  local p = rawget(cls, "__parent")
+  if p then return p[k] end
+end
+function ManagerClassMeta.__call(cls, ...) return cls:new(...) end
+local builtin_managers = {}   -- name -> class (BaseManager, SyncManager)
+setmetatable(BaseManager, ManagerClassMeta)
+builtin_managers.BaseManager = BaseManager
 
 -- register(typeid [, callable [, {exposed=, method_to_typeid=, proxytype=,
 -- create_method=}]]) on a manager class.
@@ -971,38 +1304,77 @@ local function register_into(cls, typeid, callable, opts)
     error("bad argument 'proxytype' to 'register' (a BaseProxy:extend() class expected)", 3)
   end
   local exposed = opts.exposed
-  if exposed == nil and proxytype ~= nil then exposed = rawget(proxytype, "_exposed_") end
-  cls._registry[typeid] = {callable = callable, exposed = exposed, method_to_typeid = opts.method_to_typeid,
-                           proxytype = proxytype}
+  if exposed == nil and proxytype ~= nil then exposed = proxytype._exposed_ end
+  local m2t = opts.method_to_typeid
+  if m2t == nil and proxytype ~= nil then m2t = proxytype._method_to_typeid_ end
+  cls._registry[typeid] = {callable = callable, exposed = exposed, method_to_typeid = m2t,
+                           proxytype = proxytype, create_method = opts.create_method}
   if opts.create_method ~= false then
     rawset(cls, typeid, function(self, ...) return self:_create(typeid, ...) end)
   end
 end
 
-local function make_manager_class(parent, name)
-  local cls = class.new(name)
-  for k, v in pairs(parent) do
+local function manager_extend(self, name)
+  local cls = {}
+  for k, v in pairs(self) do
     if type(k) == "string" and k:sub(1, 2) == "__" and k ~= "__index" and k ~= "__name" and k ~= "__parent" then
       cls[k] = v
     end
   end
-  cls.__parent = parent
-  cls.new = nil
-  cls._registry = nil
-  setmetatable(cls, {__index = parent, __call = function(c, ...) return c:new(...) end})
+  cls.__index = cls
+  cls.__name = name or ((rawget(self, "__name") or "BaseManager") .. "Subclass")
+  cls.__parent = self
+  cls.extend = manager_extend
+  -- register is called with a dot (M.register(...)), so it is a closure
+  -- that knows its class.
   cls.register = function(a, ...)
     if a == cls then return register_into(cls, ...) end
     return register_into(cls, a, ...)
   end
-  cls.extend = function(self, n) return make_manager_class(self, n or (rawget(self, "__name") .. "Subclass")) end
-  return cls
+  return setmetatable(cls, ManagerClassMeta)
 end
 
 BaseManager.register = function(a, ...)
   if a == BaseManager then return register_into(BaseManager, ...) end
   return register_into(BaseManager, a, ...)
 end
-BaseManager.extend = function(self, n) return make_manager_class(self, n or (rawget(self, "__name") .. "Subclass")) end
+BaseManager.extend = manager_extend
+
+local class_internal = {__index = true, __name = true, __parent = true, extend = true, register = true,
+                        _registry = true}
+
+function ManagerClassMeta.__reduce(cls)
+  local name = rawget(cls, "__name")
+  if builtin_managers[name] == cls then return {builtin = name} end
+  local own = rawget(cls, "_registry") or {}
+  local fields, registry = {}, {}
+  local parent = rawget(cls, "__parent")
+  for k, v in pairs(cls) do
+    -- Metamethods copied down from the base are the base's: not sent.
+    if not class_internal[k] and own[k] == nil and parent[k] ~= v then fields[k] = v end
+  end
+  for typeid, spec in pairs(own) do
+    if not spec.builtin then
+      registry[typeid] = {callable = spec.callable, exposed = spec.exposed,
+                          method_to_typeid = spec.method_to_typeid, create_method = spec.create_method,
+                          proxytype = spec.proxytype and class_desc(spec.proxytype)}
+    end
+  end
+  return {name = name, parent = rawget(cls, "__parent"), fields = fields, registry = registry}
+end
+
+function ManagerClassMeta.__rebuild(t)
+  if t.builtin then return builtin_managers[t.builtin] end
+  local cls = manager_extend(t.parent, t.name)
+  for k, v in pairs(t.fields) do rawset(cls, k, v) end
+  for typeid, spec in pairs(t.registry) do
+    register_into(cls, typeid, spec.callable, {
+      exposed = spec.exposed, method_to_typeid = spec.method_to_typeid, create_method = spec.create_method,
+      proxytype = spec.proxytype and class_from_desc(spec.proxytype)})
+  end
+  return cls
+end
+core.register_class("multiprocessing.managers.ManagerClass", ManagerClassMeta)
 
 -- M{address=, authkey=} (or M(address, authkey)): a manager not started.
 function BaseManager:new(opts, authkey)
@@ -1125,9 +1497,10 @@ function BaseManager:shutdown()
       local c <close> = core.Client(self.address, {authkey = self.authkey})
       core.manager_call(c, core.dumps({"shutdown", s = 1}))
     end)
-    p:join(1.0)
+    p:join(5.0)  -- it exits as soon as it has answered (more under a heavy load)
     if p:is_alive() then p:terminate(); p:join(1.0) end
     if p:is_alive() then p:kill(); p:join() end
+    p:close()  -- its sentinel fd
   end
   drop_entry(self.address)
   self._state = "shutdown"
@@ -1143,7 +1516,7 @@ function BaseManager:shutdown_server()
 end
 
 function BaseManager:join(timeout)
-  if self._process then self._process:join(timeout) end
+  if self._process and self._state ~= "shutdown" then self._process:join(timeout) end
 end
 
 BaseManager.__close = BaseManager.shutdown
@@ -1169,8 +1542,9 @@ end
 
 local SyncManager = BaseManager:extend("SyncManager")
 M.SyncManager = SyncManager
+builtin_managers.SyncManager = SyncManager
 for _, typeid in ipairs(types.builtin_order) do
-  SyncManager.register(typeid, nil, {})
+  SyncManager.register(typeid, nil, {create_method = not types.builtin[typeid].no_create})
   SyncManager._registry[typeid].builtin = typeid
 end
 -- Python's names for the two plain containers.
@@ -1194,5 +1568,6 @@ end
 -- custom manager registers to serve a queue to other hosts).
 M.Namespace = types.Namespace
 M.LocalQueue = types.Queue
+M.wait_until = types.wait_until
 
 return M

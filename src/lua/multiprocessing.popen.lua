@@ -53,6 +53,9 @@ function Popen:close()
     self.sentinel = nil
   end
 end
+-- A Process dropped without close() must not keep its sentinel open for
+-- the rest of the program (CPython's Popen closes it in a finalizer).
+Popen.__gc = Popen.close
 
 -- fork: the child continues from the parent's state and runs the process
 -- body there; it never returns into the caller's code.

@@ -23,8 +23,9 @@ struct ByteSpan {
 // (closed, or an Array of a typecode that is not bytes).
 using Getter = void (*)(lua_State* L, int idx, ByteSpan* out);
 
-// Registers `getter` for objects whose metatable is luaL_getmetatable(name).
-// Call from the concept's open_<concept>() after creating the metatable.
+// Registers `getter` for userdata whose metatable's __name is
+// `metatable_name` (before or after the metatable exists).  Call from the
+// concept's open_<concept>().
 void register_type(lua_State* L, const char* metatable_name, Getter getter);
 
 // True (and `out` filled) when the value at `idx` is a registered buffer

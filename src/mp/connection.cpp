@@ -35,6 +35,8 @@
 #include "mp/codec.h"
 #include "mp/interrupt.h"
 #include "mp/lua_util.h"
+#include "mp/shared_memory.h"
+#include "mp/sharedctypes.h"
 #include "mp/system.h"
 #include "mp/unique.h"
 
@@ -48,17 +50,23 @@ namespace {
 constexpr const char* kBuffersKey = "luamp.buffers";
 }
 
+// Keyed by metatable name (__name), so a type may be registered before or
+// after its metatable is created.
 void register_type(lua_State* L, const char* metatable_name, Getter getter) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, kBuffersKey);
-  luaL_getmetatable(L, metatable_name);
   lua_pushlightuserdata(L, reinterpret_cast<void*>(getter));
-  lua_rawset(L, -3);
+  lua_setfield(L, -2, metatable_name);
   lua_pop(L, 1);
 }
 
 bool get(lua_State* L, int idx, ByteSpan* out) {
   idx = lua_absindex(L, idx);
-  if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return false;
+  if (lua_type(L, idx) != LUA_TUSERDATA) return false;
+  int type = luaL_getmetafield(L, idx, "__name");  // pushes nothing for nil
+  if (type != LUA_TSTRING) {
+    if (type != LUA_TNIL) lua_pop(L, 1);
+    return false;
+  }
   lua_getfield(L, LUA_REGISTRYINDEX, kBuffersKey);
   if (!lua_istable(L, -1)) {
     lua_pop(L, 2);
@@ -347,12 +355,13 @@ struct Conn {
   int fd;
   bool readable;
   bool writable;
-  bool is_socket;
+  bool is_socket;    // send/recvmsg with MSG_NOSIGNAL; else read/write
+  bool carries_fds;  // an AF_UNIX socket: fd objects may ride along
 };
 
 Conn* new_conn(lua_State* L) {
   auto* c = static_cast<Conn*>(lua_newuserdatauv(L, sizeof(Conn), 0));
-  *c = Conn{-1, false, false, false};
+  *c = Conn{-1, false, false, false, false};
   luaL_setmetatable(L, kConnectionType);
   return c;
 }
@@ -393,7 +402,7 @@ int connection_send(lua_State* L) {
   return run_guarded(L, [&] {
     std::vector<int> fds;  // borrowed from the objects being sent
     codec::EncodeContext ctx;
-    ctx.fds = c->is_socket ? &fds : nullptr;
+    ctx.fds = c->carries_fds ? &fds : nullptr;
     std::string out;
     codec::encode(L, 2, out, ctx);
     send_frame(c->fd, c->is_socket, out.data(), out.size(), &fds);
@@ -461,25 +470,25 @@ int connection_recv_bytes(lua_State* L) {
   Conn* c = check_readable(L, 1);
   lua_Integer maxlength = luaL_optinteger(L, 2, -1);
   luaL_argcheck(L, lua_isnoneornil(L, 2) || maxlength >= 0, 2, "negative maxlength");
-  luaL_Buffer b;
   size_t size = 0;
-  bool too_long = false;
-  int rc = run_guarded(L, [&] {
-    FdList fds;
+  run_guarded(L, [&] {
+    FdList fds;  // none are expected with bytes: closed
     if (!read_header(c->fd, c->is_socket, &size, &fds.fds, -1)) throw Failure::of("EOFError", "");
-    if (maxlength >= 0 && size > static_cast<size_t>(maxlength)) {
-      too_long = true;
-      return 0;
-    }
-    char* p = luaL_buffinitsize(L, &b, size);
-    read_exact(c->fd, c->is_socket, p, size, &fds.fds, -1, false);
-    return 1;
+    return 0;
   });
-  if (too_long) {
+  if (maxlength >= 0 && size > static_cast<size_t>(maxlength)) {
     conn_close_fd(c);
     return raise_error(L, "OSError", "bad message length");
   }
-  (void)rc;
+  // The Lua buffer is made with no C++ object alive: it may raise "not
+  // enough memory" for an absurd length.
+  luaL_Buffer b;
+  char* p = luaL_buffinitsize(L, &b, size);
+  run_guarded(L, [&] {
+    FdList fds;
+    read_exact(c->fd, c->is_socket, p, size, &fds.fds, -1, false);
+    return 0;
+  });
   luaL_pushresultsize(&b, size);
   return 1;
 }
@@ -501,33 +510,34 @@ int connection_recv_bytes_into(lua_State* L) {
                 "offset out of range");
   lua_settop(L, 3);
   size_t size = 0;
-  bool too_short = false;
+  size_t room = span.size - static_cast<size_t>(offset - 1);
   run_guarded(L, [&] {
     FdList fds;
     if (!read_header(c->fd, c->is_socket, &size, &fds.fds, -1)) throw Failure::of("EOFError", "");
-    size_t room = span.size - static_cast<size_t>(offset - 1);
-    if (size <= room) {
-      read_exact(c->fd, c->is_socket, span.data + (offset - 1), size, &fds.fds, -1, false);
-      return 0;
-    }
-    too_short = true;
-    luaL_Buffer b;  // the whole message, for err.data
-    char* p = luaL_buffinitsize(L, &b, size);
-    read_exact(c->fd, c->is_socket, p, size, &fds.fds, -1, false);
-    luaL_pushresultsize(&b, size);
+    if (size <= room) read_exact(c->fd, c->is_socket, span.data + (offset - 1), size, &fds.fds, -1, false);
     return 0;
   });
-  if (too_short) {  // stack: ..., data
-    push_error_class(L, "BufferTooShort");
-    lua_pushliteral(L, "message too long for the buffer");
-    lua_createtable(L, 0, 1);
-    lua_pushvalue(L, -4);
-    lua_setfield(L, -2, "data");
-    lua_call(L, 2, 1);
-    return lua_error(L);
+  if (size <= room) {
+    lua_pushinteger(L, static_cast<lua_Integer>(size));
+    return 1;
   }
-  lua_pushinteger(L, static_cast<lua_Integer>(size));
-  return 1;
+  // Too short: the whole message goes to err.data (read into a Lua buffer
+  // made with no C++ object alive).
+  luaL_Buffer b;
+  char* p = luaL_buffinitsize(L, &b, size);
+  run_guarded(L, [&] {
+    FdList fds;
+    read_exact(c->fd, c->is_socket, p, size, &fds.fds, -1, false);
+    return 0;
+  });
+  luaL_pushresultsize(&b, size);  // stack: ..., data
+  push_error_class(L, "BufferTooShort");
+  lua_pushliteral(L, "message too long for the buffer");
+  lua_createtable(L, 0, 1);
+  lua_pushvalue(L, -4);
+  lua_setfield(L, -2, "data");
+  lua_call(L, 2, 1);
+  return lua_error(L);
 }
 
 // Timeout argument: none -> `absent` seconds; nil -> forever (-1); a number
@@ -618,12 +628,12 @@ int mp_pipe(lua_State* L) {
     int fds[2];
     if (duplex) {
       if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) throw Failure::os("socketpair", errno);
-      *a = Conn{fds[0], true, true, true};
-      *b = Conn{fds[1], true, true, true};
+      *a = Conn{fds[0], true, true, true, true};
+      *b = Conn{fds[1], true, true, true, true};
     } else {
       if (::pipe2(fds, O_CLOEXEC) != 0) throw Failure::os("pipe", errno);
-      *a = Conn{fds[0], true, false, false};
-      *b = Conn{fds[1], false, true, false};
+      *a = Conn{fds[0], true, false, false, false};
+      *b = Conn{fds[1], false, true, false, false};
     }
     return 2;
   });
@@ -633,7 +643,7 @@ int mp_pipe(lua_State* L) {
 
 void push_connection(lua_State* L, int fd, bool readable, bool writable, bool is_socket) {
   Conn* c = new_conn(L);
-  *c = Conn{fd, readable, writable, is_socket};
+  *c = Conn{fd, readable, writable, is_socket, is_socket};
 }
 
 int connection_fd(lua_State* L, int idx) {
@@ -1012,7 +1022,7 @@ int listener_accept(lua_State* L) {
         throw;
       }
     }
-    *c = Conn{fd.release(), true, true, true};
+    *c = Conn{fd.release(), true, true, true, l->family == AF_UNIX};
     return 1;
   });
 }
@@ -1138,7 +1148,7 @@ int mp_client(lua_State* L) {
       answer_challenge(sock.get(), key, -1);
       deliver_challenge(sock.get(), key, -1);
     }
-    *c = Conn{sock.release(), true, true, true};
+    *c = Conn{sock.release(), true, true, true, family == AF_UNIX};
     return 1;
   });
 }
@@ -1239,7 +1249,8 @@ void connection_reduce(lua_State* L, int idx, std::string& out, codec::EncodeCon
   require_fds(ctx, "Connection");
   put_u32(out, static_cast<uint32_t>(ctx.fds->size()));
   ctx.fds->push_back(c->fd);
-  out.push_back(static_cast<char>((c->readable ? 1 : 0) | (c->writable ? 2 : 0) | (c->is_socket ? 4 : 0)));
+  out.push_back(static_cast<char>((c->readable ? 1 : 0) | (c->writable ? 2 : 0) | (c->is_socket ? 4 : 0) |
+                                  (c->carries_fds ? 8 : 0)));
 }
 
 int take_fd(const char* data, size_t len, codec::DecodeContext& ctx, const char* what) {
@@ -1257,7 +1268,7 @@ void connection_rebuild(lua_State* L, const char* data, size_t len, codec::Decod
   Conn* c = new_conn(L);
   int fd = take_fd(data, len, ctx, "Connection");
   unsigned flags = static_cast<unsigned char>(data[4]);
-  *c = Conn{fd, (flags & 1) != 0, (flags & 2) != 0, (flags & 4) != 0};
+  *c = Conn{fd, (flags & 1) != 0, (flags & 2) != 0, (flags & 4) != 0, (flags & 8) != 0};
 }
 
 // Listener: fd index, family, handshake timeout (ms), address, authkey.
@@ -1328,6 +1339,19 @@ void listener_rebuild(lua_State* L, const char* data, size_t len, codec::DecodeC
   l->fd = take_fd(data, len, ctx, "Listener");
 }
 
+// mp.Array / mp.RawArray of typecode c, b or B lend their bytes
+// (sharedctypes.h).
+void array_bytes(lua_State* L, int idx, buffer::ByteSpan* out) {
+  if (!sharedctypes::byte_span(L, idx, &out->data, &out->size))
+    throw Failure::plain("a byte buffer must be an Array of typecode 'c', 'b' or 'B' (and open)");
+}
+
+// A SharedMemory's `buf` lends its bytes (shared_memory.h).
+void shared_memory_bytes(lua_State* L, int idx, buffer::ByteSpan* out) {
+  if (!shared_memory_span(L, idx, &out->data, &out->size))
+    throw Failure::plain("the SharedMemory of this buf is closed");
+}
+
 const codec::NativeType kConnectionNative{kConnectionType, connection_reduce, connection_rebuild};
 const codec::NativeType kListenerNative{kListenerType, listener_reduce, listener_rebuild};
 
@@ -1367,6 +1391,8 @@ void open_connection(lua_State* L) {
   make_metatable(L, kListenerType, listener_methods, listener_index, listener_close, listener_tostring);
   codec::register_native_type(L, &kConnectionNative);
   codec::register_native_type(L, &kListenerNative);
+  buffer::register_type(L, "mp.Array", array_bytes);
+  buffer::register_type(L, "mp.SharedMemoryBuffer", shared_memory_bytes);
   static const luaL_Reg funcs[] = {{"Pipe", mp_pipe},
                                    {"Listener", mp_listener},
                                    {"Client", mp_client},

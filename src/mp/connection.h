@@ -21,9 +21,9 @@ namespace luamp::connection {
 inline constexpr const char* kConnectionType = "mp.Connection";
 inline constexpr const char* kListenerType = "mp.Listener";
 
-// Pushes a new Connection owning `fd` (which must be close-on-exec).  A
-// socket connection can carry fds (send of a Connection through it).  Takes
-// ownership of fd even when it raises (out of memory).
+// Pushes a new Connection owning `fd` (close-on-exec).  `is_socket`: an
+// AF_UNIX stream socket (it can then carry fd objects); false for a pipe(2)
+// end.  The fd is owned from then on (a memory error while pushing leaks it).
 void push_connection(lua_State* L, int fd, bool readable, bool writable, bool is_socket);
 
 // The fd of the Connection at idx, or -1 if idx is not a Connection.

@@ -272,20 +272,22 @@ int forkserver_request(lua_State* L) {
   size_t alen;
   const char* addr = luaL_checklstring(L, 1, &alen);
   int payload_fd = static_cast<int>(luaL_checkinteger(L, 2));
-  std::vector<int> fds{payload_fd};
+  // Every check that can raise comes before the first C++ object.
+  lua_Integer n = 0;
   if (!lua_isnoneornil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
-    lua_Integer n = luaL_len(L, 3);
+    n = static_cast<lua_Integer>(lua_rawlen(L, 3));
     luaL_argcheck(L, n < kMaxRequestFds, 3, "too many file descriptors");
+  }
+  bool daemon = lua_toboolean(L, 4);
+  return run_guarded(L, [&] {
+    std::vector<int> fds{payload_fd};
     for (lua_Integer i = 1; i <= n; ++i) {
       lua_rawgeti(L, 3, i);
       fds.push_back(static_cast<int>(lua_tointeger(L, -1)));
       lua_pop(L, 1);
     }
-  }
-  bool daemon = lua_toboolean(L, 4);
-  std::string address(addr, alen);
-  return run_guarded(L, [&] {
+    std::string address(addr, alen);
     UniqueFd conn(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!conn) throw Failure::os("forkserver: socket", errno);
     sockaddr_un sa;

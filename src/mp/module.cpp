@@ -4,6 +4,8 @@
 // "multiprocessing" chunk builds the public table from both.
 #include "mp/module.h"
 
+#include <cstdlib>
+
 #include "mp/codec.h"
 #include "mp/connection.h"
 #include "mp/embedded.h"
@@ -13,6 +15,11 @@
 #include "mp/payload.h"
 #include "mp/pool.h"
 #include "mp/process.h"
+#include "mp/queue.h"
+#include "mp/shared_memory.h"
+#include "mp/sharedctypes.h"
+#include "mp/shm.h"
+#include "mp/synchronize.h"
 #include "mp/system.h"
 
 namespace luamp {
@@ -46,6 +53,13 @@ int core_set_error_classes(lua_State* L) {
   return 0;
 }
 
+// core.metatable(name) -> the registered metatable of a native type (the
+// embedded Lua adds methods to some, e.g. Condition:wait_for).
+int core_metatable(lua_State* L) {
+  luaL_getmetatable(L, luaL_checkstring(L, 1));
+  return 1;
+}
+
 // The native core: every Lua-visible primitive, by concept.
 void open_core(lua_State* L) {
   lua_newtable(L);
@@ -57,8 +71,14 @@ void open_core(lua_State* L) {
   codec::open_codec(L);
   open_payload(L);
   connection::open_connection(L);
-  open_pool(L);
   open_manager_io(L);
+  open_pool(L);
+  open_synchronize(L);
+  open_sharedctypes(L);
+  open_shared_memory(L);
+  lua_pushcfunction(L, core_metatable);
+  lua_setfield(L, -2, "metatable");
+  open_queue(L);
   lua_pushstring(L, "0.1.0");
   lua_setfield(L, -2, "version");
 }
@@ -76,6 +96,14 @@ void preload_multiprocessing(lua_State* L) {
 
 extern "C" int luaopen_multiprocessing(lua_State* L) {
   using namespace luamp;
+  // A spawned child (or the fork server) joins its program's segment
+  // tracker now, before it forks children of its own (shm.h).
+  if (std::getenv(shm::kTrackerEnv) != nullptr) {
+    run_guarded(L, [] {
+      shm::ensure_tracker();
+      return 0;
+    });
+  }
   preload_embedded(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   open_core(L);

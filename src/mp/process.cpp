@@ -27,6 +27,7 @@
 
 #include "mp/interrupt.h"
 #include "mp/lua_util.h"
+#include "mp/shm.h"
 #include "mp/system.h"
 #include "mp/unique.h"
 
@@ -59,6 +60,12 @@ double opt_timeout(lua_State* L, int idx) {
 // child asks the kernel for SIGKILL when its parent dies.
 int process_fork(lua_State* L) {
   bool die_with_parent = lua_toboolean(L, 1);
+  // Children must inherit the shared-memory tracker's socket (shm.h).
+  try {
+    shm::ensure_tracker();
+  } catch (Failure&) {
+    // No tracker: segments are still freed by their last holder.
+  }
   std::fflush(nullptr);
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) {
@@ -192,6 +199,7 @@ int process_close_fd(lua_State* L) {
 int process_exit(lua_State* L) {
   int code = static_cast<int>(luaL_optinteger(L, 1, 0));
   std::fflush(nullptr);
+  shm::release_all();  // this process's holds on shared segments
   _exit(code);
 }
 
@@ -308,6 +316,18 @@ int process_spawn_exec(lua_State* L) {
     // cannot exec (which could only report exit code 127).
     if (access(exe, X_OK) != 0) throw Failure::os(std::string("spawn: cannot execute '") + exe + "'", errno, exe);
     int own = own_sentinel(L);
+    // The child keeps the shared-memory tracker's socket across exec and
+    // finds it through LUAMP_TRACKER_FD (shm.h); the exec'd child does not
+    // hold the parent's segments, so the fork does not count it.
+    try {
+      shm::ensure_tracker();
+    } catch (Failure&) {
+    }
+    if (shm::tracker_fd() >= 0) {
+      keep.push_back(shm::tracker_fd());
+      setenv(shm::kTrackerEnv, shm::tracker_env_value().c_str(), 1);
+    }
+    shm::ForkWithoutHolds no_holds;
     std::fflush(nullptr);
     pid_t parent = getpid();
     pid_t pid = fork();

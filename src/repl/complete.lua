@@ -18,9 +18,13 @@ local function is_identifier(s)
   return s:match("^[%a_][%w_]*$") ~= nil
 end
 
--- The __index table of v's metatable, or nil.  An __index function is not
--- called; for a native type whose __index function serves fields and then
--- methods, `__methods` or the function's first table upvalue is used.
+-- The table where v's missing keys are looked up, or nil: the __index
+-- table of its metatable.  An __index function is never called; instead
+--   * `__methods` in the metatable, if it is a table, is used;
+--   * a C function (a native type serving fields, then methods) is read
+--     for its first table upvalue, its methods;
+--   * a Lua function in a class (a metatable with __name, such as
+--     Process) means the class itself holds the methods.
 local function index_table(v)
   local mt = debug.getmetatable(v)
   if type(mt) ~= "table" then return nil end
@@ -28,11 +32,16 @@ local function index_table(v)
   if type(idx) == "table" then return idx end
   idx = rawget(mt, "__index")
   if type(idx) == "function" then
-    for i = 1, 255 do
-      local name, up = debug.getupvalue(idx, i)
-      if name == nil then return nil end
-      if type(up) == "table" then return up end
+    if debug.getinfo(idx, "S").what == "C" then
+      for i = 1, 255 do
+        local name, up = debug.getupvalue(idx, i)
+        if name == nil then return nil end
+        if type(up) == "table" then return up end
+      end
+    elseif type(rawget(mt, "__name")) == "string" then
+      return mt
     end
+    return nil
   end
   return type(idx) == "table" and idx or nil
 end

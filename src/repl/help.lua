@@ -122,15 +122,15 @@ local function is_class(t)
 end
 
 -- The methods table of a native type's metatable: `__methods` if set, else
--- the `__index` table, else (an `__index` function that serves fields, then
--- methods) the first table among that function's upvalues.
+-- the `__index` table, else (an `__index` C function that serves fields,
+-- then methods) the first table among that function's upvalues.
 function M.methods_of(mt)
   if type(mt) ~= "table" then return nil end
   local m = rawget(mt, "__methods")
   if type(m) == "table" then return m end
   local idx = rawget(mt, "__index")
   if type(idx) == "table" then return idx end
-  if type(idx) == "function" then
+  if type(idx) == "function" and debug.getinfo(idx, "S").what == "C" then
     for i = 1, 255 do
       local name, v = debug.getupvalue(idx, i)
       if name == nil then break end
@@ -178,6 +178,7 @@ local function names_of_values()
     end
   end
 
+  local seen_class = {}
   local ok, mp = pcall(require, "multiprocessing")
   if ok and type(mp) == "table" then
     local queue, seen = {{mp, "mp"}}, {[mp] = true}
@@ -190,8 +191,28 @@ local function names_of_values()
         add(v, path .. "." .. k)
         if type(v) == "table" and not seen[v] then
           seen[v] = true
-          if is_class(v) then add_class(v, k) end
+          if is_class(v) then
+            seen_class[v] = true
+            add_class(v, k)
+          end
           if select(2, path:gsub("%.", "")) < 3 then queue[#queue + 1] = {v, path .. "." .. k} end
+        end
+      end
+    end
+  end
+
+  -- Classes of the embedded modules that mp does not export by name
+  -- (multiprocessing.managers' DictProxy, ...): their methods.
+  local loaded = package.loaded
+  for _, modname in ipairs(sorted_keys(loaded)) do
+    local mod = loaded[modname]
+    if modname:match("^multiprocessing%.") and type(mod) == "table" and mod ~= mp then
+      for _, k in ipairs(sorted_keys(mod)) do
+        local v = rawget(mod, k)
+        if is_class(v) and not seen_class[v] then
+          seen_class[v] = true
+          add(v, k)
+          add_class(v, k)
         end
       end
     end
@@ -245,17 +266,31 @@ function M.lookup(x)
     return nil, {similar = sim}
   end
   local names = names_of_values()
-  local cands = names[x]
-  if not cands and (type(x) == "table" or type(x) == "userdata") then
-    -- An instance: show its class or type.
-    local mt = debug.getmetatable(x)
-    if mt ~= nil then cands = names[mt] end
+  local cands = {}
+  local function add_names(v)
+    for _, n in ipairs(names[v] or {}) do cands[#cands + 1] = n end
   end
-  for _, n in ipairs(cands or {}) do
+  -- A class and its bases, by value and by __name.
+  local function add_class_chain(c)
+    for _ = 1, 20 do
+      if type(c) ~= "table" then return end
+      add_names(c)
+      local name = rawget(c, "__name")
+      if type(name) == "string" then cands[#cands + 1] = name end
+      c = rawget(c, "__parent")
+    end
+  end
+  add_names(x)
+  if type(x) == "table" and is_class(x) then add_class_chain(x) end
+  if type(x) == "table" or type(x) == "userdata" then
+    -- An object (or a class made by a context or :extend): its class or type.
+    add_class_chain(debug.getmetatable(x))
+  end
+  for _, n in ipairs(cands) do
     local e = find_exact(n)
     if e then return e end
   end
-  return nil, {names = cands or {}}
+  return nil, {names = cands}
 end
 
 -- text(x) -> "heading\n\nbody" of x's section, or nil.

@@ -90,10 +90,11 @@ Read read_line(const char* prompt, std::string& out) {
   Session* s = g_session;
   s->line_done = s->line_eof = false;
   s->line.clear();
-  sigset_t block, waitmask;
+  sigset_t block, saved, waitmask;
   sigemptyset(&block);
   sigaddset(&block, SIGINT);
-  sigprocmask(SIG_BLOCK, &block, &waitmask);
+  sigprocmask(SIG_BLOCK, &block, &saved);
+  waitmask = saved;
   sigdelset(&waitmask, SIGINT);
   g_prompt_sigint = 0;
   rl_callback_handler_install(prompt, on_line);
@@ -128,7 +129,7 @@ Read read_line(const char* prompt, std::string& out) {
     }
     rl_callback_read_char();
   }
-  sigprocmask(SIG_UNBLOCK, &block, nullptr);
+  sigprocmask(SIG_SETMASK, &saved, nullptr);
   return result;
 }
 
@@ -158,12 +159,24 @@ void remember(const std::string& line, const std::string& hist) {
   if (!hist.empty()) append_history(1, hist.c_str());
 }
 
+// The prompt: the global _PROMPT (or _PROMPT2 while a statement continues)
+// when it is a string or number, as lua.c allows, else "> " / ">> ".
+std::string prompt(lua_State* L, bool first) {
+  lua_pushglobaltable(L);  // raw access: no metamethod may raise here
+  lua_pushstring(L, first ? "_PROMPT" : "_PROMPT2");
+  lua_rawget(L, -2);
+  lua_remove(L, -2);
+  std::string p = lua_isstring(L, -1) ? lua_tostring(L, -1) : (first ? kPrompt : kContinuePrompt);
+  lua_pop(L, 1);
+  return p;
+}
+
 // Reads one complete chunk and leaves its compiled function (or the syntax
 // error message) on the stack.  Returns the load status, -1 at end of
 // input, -2 when Ctrl-C abandoned the chunk (nothing pushed then).
 int load_chunk(lua_State* L, const std::string& hist) {
   std::string line;
-  Read r = read_line(kPrompt, line);
+  Read r = read_line(prompt(L, true).c_str(), line);
   if (r == Read::kEof) return -1;
   if (r == Read::kInterrupted) return -2;
   // "=expr" is "return expr", as in lua 5.4.
@@ -181,7 +194,7 @@ int load_chunk(lua_State* L, const std::string& hist) {
       remember(typed, hist);
       return status;
     }
-    r = read_line(kContinuePrompt, line);
+    r = read_line(prompt(L, false).c_str(), line);
     if (r == Read::kInterrupted) return -2;
     if (r == Read::kEof) {  // as lua: report the incomplete chunk, then stop
       remember(typed, hist);
@@ -279,7 +292,11 @@ void require_into(lua_State* L, const char* name, const char* global, const char
     return;
   }
   if (global != nullptr) {
-    lua_setglobal(L, global);
+    lua_pushglobaltable(L);  // raw: a strict-mode _G must not object
+    lua_pushstring(L, global);
+    lua_rotate(L, -3, -1);     // table, key, value
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
   } else {
     lua_setfield(L, LUA_REGISTRYINDEX, regkey);
   }
@@ -320,8 +337,11 @@ void run(lua_State* L) {
   sa.sa_flags = SA_RESTART;  // a resize must not disturb running code
   sigaction(SIGWINCH, &sa, &old_winch);
 
-  if (lua_getglobal(L, "mp") == LUA_TNIL) require_into(L, "multiprocessing", "mp", nullptr);
-  lua_pop(L, 1);
+  lua_pushglobaltable(L);
+  lua_pushliteral(L, "mp");
+  bool have_mp = lua_rawget(L, -2) != LUA_TNIL;
+  lua_pop(L, 2);
+  if (!have_mp) require_into(L, "multiprocessing", "mp", nullptr);
   require_into(L, "luamp.complete", nullptr, kCompleterKey);
 
   for (;;) {

@@ -29,10 +29,11 @@ double now() {
 }
 
 // A luamp REPL on the slave side of a pty.  The child gets TERM=dumb and
-// INPUTRC=/dev/null (no user key bindings) and the history file given.
+// INPUTRC=/dev/null (no user key bindings) and the history file given
+// (LUAMP_HISTORY; empty means none).
 class Repl {
  public:
-  explicit Repl(const std::string& history = "/dev/null") {
+  explicit Repl(const std::string& history = "") {  // "": no history file
     struct winsize ws {};
     ws.ws_row = 24;
     ws.ws_col = 200;  // wide: no line wrapping in what we match
@@ -228,6 +229,12 @@ TEST_CASE("Tab completes fields after '.' and methods after ':'", "[repl]") {
   r.expect("> ");
   r.send("e:ext\t");  // an mp object: its class's methods
   r.expect("e:extend(");
+  r.send("\x03");
+  r.expect("> ");
+  r.send("a, b = mp.Pipe()\n");
+  r.expect("> ");
+  r.send("a:recv_bytes_i\t");  // a native type's method
+  r.expect("a:recv_bytes_into(");
   r.send("\x03");
   r.expect("> ");
   r.send("t = {inner = {deep = {value = 7}}}\n");

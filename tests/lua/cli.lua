@@ -5,7 +5,8 @@
 -- os.exit, and `luamp < file`.  Each case runs luamp with a clean
 -- environment and checks the exit status, stdout and stderr; when lua5.4 is
 -- installed the same case also runs under it and must give the same status
--- and stdout (stderr differs only in "luamp:" for "lua5.4:").
+-- and stdout (stderr differs only in "luamp:" for "lua5.4:"); then every
+-- sequence of one or two option-like arguments is compared with lua5.4.
 local exe = assert(os.getenv("LUAMP_EXE"), "LUAMP_EXE is not set")
 
 local function q(s)
@@ -127,7 +128,8 @@ local cases = {
   {name = "-i after a script", args = {"-i", "hello.lua"}, stdin = "=1 + 1\n", status = 0,
    out_has = {"hello\ntrue\n", "2\n"}, same_stdout = false},
   {name = "-v", args = {"-v"}, status = 0, out_has = {"Lua 5.4", "Copyright"}, same_stdout = false},
-  {name = "-v names luamp", args = {"-v"}, status = 0, out_has = {"luamp 0.1.0 -- Lua 5.4"}, same = false},
+  {name = "-v names luamp and its version (the module's)", args = {"-v"}, status = 0,
+   out_has = {"luamp " .. require("multiprocessing").version .. " -- Lua 5.4"}, same = false},
   {name = "-v with -e", args = {"-v", "-e", "print('after')"}, status = 0, out_has = {"Lua 5.4", "after\n"},
    same_stdout = false},
   {name = "-E ignores LUA_INIT and LUA_PATH", args = {"-E", "-e", "print(package.path:find('nowhere', 1, true))"},
@@ -144,6 +146,12 @@ local cases = {
   {name = "warnings are off by default", args = {"-e", "warn('hi')"}, status = 0, err_empty = true},
   {name = "-- stops options", args = {"--", "show_args.lua", "-e"}, status = 0,
    stdout = "-3=nil -2=<exe> -1=-- 0=show_args.lua 1=-e\n...\t1\t-e\n"},
+  {name = "-- with nothing after it runs stdin", args = {"--"}, stdin = "print(arg[1], #arg)\n",
+   status = 0, stdout = "--\t1\n"},
+  {name = "-e then a missing script", args = {"-e", "print(arg[0] ~= nil, arg[-1], arg[1], arg[2], #arg)", "x"},
+   status = 1, err_has = {"cannot open x"}},
+  {name = "arg with -e only", args = {"-e", "print(arg[-1], arg[1], arg[2], #arg)"},
+   status = 0, stdout = "nil\t-e\tprint(arg[-1], arg[1], arg[2], #arg)\t2\n"},
   {name = "- runs stdin with arguments", args = {"-", "a", "b"}, stdin = "print('stdin', arg[0], ...)\n",
    status = 0, stdout = "stdin\t-\ta\tb\n"},
   {name = "stdin as a script, no prompts", args = {}, stdin = "print('piped')\nprint(1 + 1)\n", status = 0,
@@ -181,6 +189,37 @@ local cases = {
 
 for _, case in ipairs(cases) do check(case) end
 
+-- Against lua5.4: every sequence of one or two of these arguments gives the
+-- same exit status and stdout (version lines aside) and the same first line
+-- on stderr (program name aside).
+local combos = 0
+if reference then
+  local tokens = {"-e", "print(1)", "-", "--", "show_args.lua", "a", "-v", "-E", "-W", "-i", "-l",
+                  "-x", "-e print(2)"}
+  local function normalize(s)
+    return (s:gsub("luamp %S+ %-%- Lua", "Lua"):gsub(exe:gsub("%p", "%%%0"), "<exe>")
+      :gsub("lua5%.4", "<exe>"):gsub("luamp", "<exe>"))
+  end
+  local function compare(args)
+    combos = combos + 1
+    local case = {args = args, stdin = "print('in', ...)\n"}
+    local c1, o1, e1 = run(exe, case)
+    local c2, o2, e2 = run(reference, case)
+    o1, o2 = normalize(o1), normalize(o2)
+    e1, e2 = normalize(e1):match("^[^\n]*"), normalize(e2):match("^[^\n]*")
+    if c1 ~= c2 or o1 ~= o2 or e1 ~= e2 then
+      failures = failures + 1
+      io.stderr:write(string.format("FAIL luamp %s differs from lua5.4: status %s/%s, stdout %q/%q, stderr %q/%q\n",
+        table.concat(args, " "), c1, c2, o1, o2, e1, e2))
+    end
+  end
+  for _, a in ipairs(tokens) do
+    compare {a}
+    for _, b in ipairs(tokens) do compare {a, b} end
+  end
+end
+
 os.execute("rm -rf " .. q(dir))
 assert(failures == 0, failures .. " CLI case(s) failed (details above)")
-print("ok: " .. #cases .. " cases" .. (reference and ", compared with lua5.4" or ""))
+print("ok: " .. #cases .. " cases" .. (reference and (", compared with lua5.4, and " .. combos
+  .. " option sequences") or ""))

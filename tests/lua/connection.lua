@@ -116,6 +116,42 @@ do
   r:close(); w:close()
 end
 
+-- recv_bytes_into / send_bytes with an Array of typecode c, b or B.
+do
+  local Array = mp.Array
+  local a, b = mp.Pipe()
+  local arr = Array("c", 40)
+  a:send_bytes(string.pack("<i4i4i4i4i4", 0, 1, 2, 3, 4))
+  assert(b:recv_bytes_into(arr) == 20)
+  assert(repr {string.unpack("<i4i4i4i4i4i4i4i4i4i4", arr.raw)} == "{0, 1, 2, 3, 4, 0, 0, 0, 0, 0, 41}")
+  fails("typecode 'c', 'b' or 'B'", b.recv_bytes_into, b, Array("i", 10))
+  local small = Array("b", 3)
+  a:send_bytes("toolong")
+  local err = fails("BufferTooShort", b.recv_bytes_into, b, small)
+  assert(err.data == "toolong")
+  local ub = Array("B", 10)
+  a:send_bytes("\1\2\3")
+  assert(b:recv_bytes_into(ub, 2) == 3 and ub[1] == 0 and ub[2] == 1 and ub[4] == 3)
+  fails("offset out of range", b.recv_bytes_into, b, ub, 12)
+  b:send_bytes(ub, 2, 3)
+  assert(a:recv_bytes() == "\1\2\3")
+  a:close(); b:close()
+end
+
+-- recv_bytes_into / send_bytes with a SharedMemory buf.
+do
+  local a, b = mp.Pipe()
+  local shm = mp.shared_memory.SharedMemory{create = true, size = 16}
+  a:send_bytes("shared bytes")
+  assert(b:recv_bytes_into(shm.buf, 3) == 12)
+  assert(shm.buf:read(3, 14) == "shared bytes")
+  b:send_bytes(shm.buf, 3, 6)
+  assert(a:recv_bytes() == "shared")
+  shm:close()
+  shm:unlink()
+  a:close(); b:close()
+end
+
 -- connection.wait: ready objects in list order; integers and fileno()
 -- objects work too; timeouts are honoured.
 do
@@ -153,6 +189,9 @@ do
   assert(l2.last_accepted[1] == "127.0.0.1")
   c:send("tcp")
   assert(s:recv() == "tcp")
+  -- TCP cannot carry fd objects; a Unix socket can (below).
+  local x, y = mp.Pipe()
+  fails("carries no file descriptors", c.send, c, x)
   local path = os.tmpname()
   os.remove(path)
   local l3 = mp.connection.Listener(path, "AF_UNIX")
@@ -162,6 +201,10 @@ do
   assert(l3.last_accepted == "")
   s3:send_bytes("unix")
   assert(c3:recv_bytes() == "unix")
+  c3:send(x)
+  s3:recv():send("through a Unix Listener")
+  assert(y:recv() == "through a Unix Listener")
+  x:close(); y:close()
   l3:close()
   assert(io.open(path) == nil, "the socket file is removed on close")
   fails("closed Listener", l3.accept, l3)

@@ -68,5 +68,21 @@ do
   assert(p.exitcode == 0)
 end
 
+-- wait() over a connection and a process sentinel.
+do
+  local r, w = mp.Pipe(false)
+  local p = mp.Process{target = function(w) w:send("first") os.sleep(0.3) end, args = {w}}
+  p:start()
+  w:close()
+  local ready = mp.connection.wait({r, p.sentinel}, 10)
+  assert(#ready >= 1 and ready[1] == r)
+  assert(r:recv() == "first")
+  ready = mp.connection.wait({p.sentinel}, 10)
+  assert(#ready == 1 and ready[1] == p.sentinel, "the sentinel fires at exit")
+  p:join(10)
+  assert(p.exitcode == 0)
+  r:close()
+end
+
 assert(#mp.active_children() == 0)
 print("ok")

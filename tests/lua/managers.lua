@@ -17,6 +17,25 @@ local function raises(cls, f, ...)
   return err
 end
 
+-- Open sockets of this process: manager connections.  (Under forkserver a
+-- Process sentinel is a socket too, kept until the Process object is
+-- closed, so only fork and spawn are checked.)
+local function fd_count()
+  if mp.get_start_method() == "forkserver" then return 0 end
+  local n = 0
+  local pipe = io.popen("ls -l /proc/" .. os.getpid() .. "/fd")
+  for line in pipe:lines() do
+    if line:find("socket:", 1, true) then n = n + 1 end
+  end
+  pipe:close()
+  return n
+end
+do  -- start a child first: the fork server (forkserver method) keeps its sockets
+  local warm = mp.Process{target = function() end}
+  warm:start(); warm:join(); warm:close()
+end
+local fds_before = fd_count()
+
 local server_pid
 do
   local m <close> = mp.Manager()
@@ -228,22 +247,41 @@ do
 
   -- Reference counting: collected proxies free their referents.
   collectgarbage(); collectgarbage()
+  -- Settle first: earlier children's connections may still be closing.
   local before = m:_debug_info()
+  for _ = 1, 100 do
+    os.sleep(0.02)
+    local now = m:_debug_info()
+    if now == before then break end
+    before = now
+  end
   for _ = 1, 20 do local tmp = m:list({1}) end
   collectgarbage(); collectgarbage()
   m:_debug_info()                 -- carries the releases
   local after = m:_debug_info()
   eq(after, before, "temporary proxies freed")
+  -- Proxies stored in the server (nested) are released when dropped there.
+  local holder_dict = m:dict()
+  for i = 1, 10 do holder_dict[i] = m:list({i}) end
+  collectgarbage(); collectgarbage()
+  eq(m:_debug_info(), before + 11, "nested lists alive while stored")
+  holder_dict:clear()
+  holder_dict = nil
+  collectgarbage(); collectgarbage(); m:_debug_info()
+  eq(m:_debug_info(), before, "nested lists freed once dropped")
   -- A child that exits releases what it held (its connection closes).
   local holder = mp.Process{target = function(x) x:append(1) end, args = {m:list()}}
   holder:start(); holder:join(10)
   holder = nil
   collectgarbage(); collectgarbage(); m:_debug_info()
-  os.sleep(0.2)
+  local t0 = os.monotonic()  -- the server sees the child's connection close a little later
+  while m:_debug_info() ~= before and os.monotonic() - t0 < 5 do os.sleep(0.02) end
   eq(m:_debug_info(), before, "a finished child's references are released")
 end
 -- <close> shut the server down and reaped it.
 for _, p in ipairs(mp.active_children()) do check(p.pid ~= server_pid, "server still a child") end
 local ok = os.execute("kill -0 " .. server_pid .. " 2>/dev/null")
 check(not ok, "server process still exists")
+collectgarbage(); collectgarbage()
+check(fd_count() == fds_before, "sockets back to the baseline: " .. fd_count() .. " vs " .. fds_before)
 print("managers ok", mp.get_start_method())

@@ -71,8 +71,51 @@ do
   check(got[1] == 20 and got[2] == 10 and got[3] == 3, repr(got))
   check(maths:add(0, 0) == 0)
 
+  -- The manager class itself travels (an upvalue of a spawned target).
+  local address, key = m.address, m.authkey
+  local via_class = mp.Process{target = function(wr)
+    local c = MyManager{address = address, authkey = key}
+    c:connect()
+    local px = c:Proxied()
+    wr:send({px:double(4), tostring(px):find("MathsProxy", 1, true) ~= nil, MyManager.Counter == nil})
+  end, args = {wr}}
+  via_class:start()
+  got = rd:recv()
+  via_class:join(10)
+  check(got[1] == 8 and got[2] and got[3], repr(got))
+
   -- The initializer ran in the server.
   MyManager.register("probe", function() return {tag = _G.INIT_TAG, get = function(s) return s.tag end} end)
+end
+
+-- A referent that waits on something outside the server (a Pipe filled by
+-- another process) with mp.managers.wait_until: the server keeps serving
+-- others meanwhile, and the caller's timeout is honoured.
+do
+  local rd, wr = mp.Pipe(false)
+  local W = mp.managers.BaseManager:extend("WaitManager")
+  W.register("Inbox", function()
+    return {
+      next = function(_, timeout)
+        if not mp.managers.wait_until(function() return rd:poll() end, timeout) then return nil end
+        return rd:recv()
+      end,
+      ping = function() return "pong" end,
+    }
+  end)
+  local m <close> = W()
+  m:start()
+  local inbox = m:Inbox()
+  local t0 = os.monotonic()
+  check(inbox:next(0.1) == nil and os.monotonic() - t0 >= 0.09, "timeout honoured")
+  local r2, w2 = mp.Pipe(false)
+  local waiter = mp.Process{target = function(inbox, w2) w2:send(inbox:next(10)) end, args = {inbox, w2}}
+  waiter:start()
+  os.sleep(0.1)
+  check(inbox:ping() == "pong", "served while another call waits")
+  wr:send("mail")
+  check(r2:poll(10) and r2:recv() == "mail")
+  waiter:join(10)
 end
 
 -- get_server():serve_forever() in one process, connect() from another.

@@ -15,6 +15,25 @@ end
 managers.Server.write_timeout = 0.5
 managers.Server.read_timeout = 0.5
 
+-- Open sockets of this process: manager connections.  (Under forkserver a
+-- Process sentinel is a socket too, kept until the Process object is
+-- closed, so only fork and spawn are checked.)
+local function fd_count()
+  if mp.get_start_method() == "forkserver" then return 0 end
+  local n = 0
+  local pipe = io.popen("ls -l /proc/" .. os.getpid() .. "/fd")
+  for line in pipe:lines() do
+    if line:find("socket:", 1, true) then n = n + 1 end
+  end
+  pipe:close()
+  return n
+end
+do  -- start a child first: the fork server (forkserver method) keeps its sockets
+  local warm = mp.Process{target = function() end}
+  warm:start(); warm:join(); warm:close()
+end
+local fds_before = fd_count()
+
 local server_pid
 do
   local m <close> = mp.Manager()
@@ -37,6 +56,67 @@ do
   q:put("still works"); check(q:get(true, 5) == "still works")
   d.x = 1
 
+  -- A call interrupted (Ctrl-C) while parked: the process moves to a new
+  -- connection, keeps its objects, and the abandoned get is cancelled (it
+  -- must not swallow the next item).  The interrupt is simulated: the
+  -- request is sent, then "interrupted!" raised as the native wait would.
+  do
+    local real = core.manager_call
+    local iq = m:Queue()
+    core.manager_call = function(conn, payload)
+      core.manager_call = real
+      core.manager_send(conn, payload)
+      error("interrupted!", 0)
+    end
+    local ok_i, err_i = pcall(iq.get, iq)
+    core.manager_call = real
+    check(not ok_i and err_i == "interrupted!", tostring(err_i))
+    check(select(2, m:_debug_info()) == 0, "the abandoned get was cancelled")
+    iq:put("item")
+    check(iq:get(true, 5) == "item", "the next item is not swallowed")
+    check(d.x == 1, "objects kept across the reconnect")
+  end
+
+  -- A process killed while holding a managed lock: the lock is freed.
+  local lock = m:Lock()
+  local holding = m:Event()
+  local holder = mp.Process{target = function(lock, holding)
+    lock:acquire(); holding:set(); os.sleep(30)
+  end, args = {lock, holding}}
+  holder:start()
+  check(holding:wait(10))
+  check(not lock:acquire(false), "held by the child")
+  holder:kill(); holder:join(5)
+  check(lock:acquire(true, 5), "freed when its holder died")
+  lock:release()
+
+  -- A process killed while waiting on a Condition does not eat a later
+  -- notify; one killed in a Barrier's wait breaks the barrier.
+  local cond, started2 = m:Condition(), m:Event()
+  local cvictim = mp.Process{target = function(cond, s) cond:acquire(); s:set(); cond:wait() end,
+                             args = {cond, started2}}
+  cvictim:start(); check(started2:wait(10))
+  os.sleep(0.1)
+  cvictim:kill(); cvictim:join(5)
+  local rr, ww = mp.Pipe(false)
+  local ready2 = m:Event()
+  local cwaiter = mp.Process{target = function(cond, s, w) cond:acquire(); s:set(); w:send(cond:wait(10)); cond:release() end,
+                             args = {cond, ready2, ww}}
+  cwaiter:start(); check(ready2:wait(10))
+  os.sleep(0.1)
+  cond:acquire(); cond:notify(); cond:release()
+  check(rr:poll(10) and rr:recv() == true, "the live waiter got the notify")
+  cwaiter:join(10)
+  local bar = m:Barrier(2)
+  local bvictim = mp.Process{target = function(b) b:wait() end, args = {bar}}
+  bvictim:start()
+  t0 = os.monotonic()
+  while bar.n_waiting < 1 and os.monotonic() - t0 < 5 do os.sleep(0.01) end
+  bvictim:kill(); bvictim:join(5)
+  t0 = os.monotonic()
+  while not bar.broken and os.monotonic() - t0 < 5 do os.sleep(0.01) end
+  check(bar.broken and bar.n_waiting == 0, "a dead waiter breaks the barrier")
+
   -- Garbage, after a correct handshake and without one.
   local c = mp.connection.Client(m.address, {authkey = m.authkey})
   c:send_bytes("this is not a codec message")
@@ -50,6 +130,19 @@ do
   local ok, got, rep = pcall(core.manager_recv, c3, 5)
   check(ok and got and rep[1] == false and rep[3] == "remote", "bad request answered")
   c3:close()
+  -- Well-formed frames carrying nonsense requests.
+  local weird = {
+    {"call", 0/0, "get", {}}, {"call", rawget(d, "_token")[2], 42, {}}, {"call", rawget(d, "_token")[2], "get", 7},
+    {"create", {}}, {"create", "dict", "notatable"}, {"pending", 0/0}, {"nonsense"}, {},
+    {"ping", inc = {0/0, "x", 1.5}, dec = {1e300}, adopt = "no"},
+  }
+  for _, w in ipairs(weird) do
+    local cw = mp.connection.Client(m.address, {authkey = m.authkey})
+    pcall(core.manager_send, cw, core.dumps(w), 2)
+    pcall(core.manager_recv, cw, 2)
+    cw:close()
+  end
+  check(d.x == 1, "server still serving after nonsense requests")
   -- A half frame then a hang-up.
   local c4 = mp.connection.Client(m.address, {authkey = m.authkey})
   local fd = c4:fileno()
@@ -117,4 +210,6 @@ do
   check(not ok and mp.isinstance(err, mp.RemoteError), tostring(err))
 end
 check(#mp.active_children() == 0, "no children left")
+collectgarbage(); collectgarbage()
+check(fd_count() == fds_before, "sockets back to the baseline: " .. fd_count() .. " vs " .. fds_before)
 print("managers_faults ok")

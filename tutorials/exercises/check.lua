@@ -27,7 +27,7 @@ local here = arg[0]:match("^(.*)/[^/]*$") or "."
 -- lists patterns the file must (or, with `absent`, must not) contain;
 -- `methods` are the start methods it is run under.
 local exercises = {
-  {
+  [1] = {
     file = "01_hello_children.lua", session = 1,
     title = "start three children and wait for them",
     methods = {"fork"}, timeout = 10,
@@ -43,7 +43,7 @@ all joined:	{0, 0, 0}]],
       ["all joined"] = "exitcode stays nil until the process is joined: call p:join() first",
     },
   },
-  {
+  [2] = {
     file = "02_exit_codes.lua", session = 1,
     title = "the four ways a process ends",
     methods = {"fork"}, timeout = 15,
@@ -53,7 +53,7 @@ all joined:	{0, 0, 0}]],
                        "child gives -15 (killed by signal 15)",
     },
   },
-  {
+  [3] = {
     file = "03_pipe_squares.lua", session = 2,
     title = "a square server on a Pipe",
     methods = {"fork", "spawn"}, timeout = 10,
@@ -67,7 +67,7 @@ worker exit code:	0]],
     timeout_hint = "somebody waits in recv() for a message that is never sent: does the worker " ..
                    "answer every number, and does it stop at nil?",
   },
-  {
+  [4] = {
     file = "04_fan_in_wait.lua", session = 2,
     title = "fan-in with mp.connection.wait",
     methods = {"fork", "spawn"}, timeout = 10,
@@ -84,8 +84,8 @@ total:	1000]],
     timeout_hint = "recv() on a connection that has already answered waits forever: remove " ..
                    "a reader from the pending list once it has answered",
   },
-  {
-    file = "05_parallel_primes.lua", session = 4,
+  [6] = {
+    file = "06_parallel_primes.lua", session = 4,
     title = "split work over processes by hand",
     methods = {"fork", "spawn"}, timeout = 30,
     expected = [[
@@ -101,8 +101,25 @@ time:	{{num}}]],
       ["processes used"] = "count each child you start (and really give it a chunk)",
     },
   },
-  {
-    file = "06_echo_server.lua", session = 5,
+  [7] = {
+    file = "07_pool_primes.lua", session = 4,
+    title = "the same count with a Pool",
+    methods = {"fork", "spawn"}, timeout = 30,
+    expected = [[
+primes up to 300000:	25997
+tasks:	30
+time:	{{num}}]],
+    source = {
+      {any = {"Pool%(", "Pool%{"}, hint = "make the pool with local pool <close> = mp.Pool(4)"},
+      {any = {":map%("}, hint = "count the ranges with pool:map(count_range, ranges)"},
+    },
+    hints = {
+      ["primes up to"] = "the ranges must cover 1..N exactly once: {1, 10000}, {10001, 20000}, ...",
+      ["tasks"] = "make TASKS ranges; map returns one result per range, in order",
+    },
+  },
+  [8] = {
+    file = "08_echo_server.lua", session = 5,
     title = "an upper-casing server with an authkey",
     methods = {"fork", "spawn"}, timeout = 15,
     expected = [[
@@ -122,8 +139,22 @@ server exit code:	0]],
     timeout_hint = "one side waits for the other: does the client send nil at the end, and " ..
                    "does the server stop at nil?",
   },
-  {
-    file = "07_spawn_globals.lua", session = 6,
+  [9] = {
+    file = "09_manager_counter.lua", session = 5,
+    title = "a counter that counts right without a lock",
+    methods = {"fork", "spawn"}, timeout = 60,
+    expected = [[count:	500]],
+    source = {
+      {any = {"register%("}, hint = "register the type: CounterManager.register(\"Counter\", new_counter)"},
+    },
+    hints = {
+      ["count"] = "increment() must add 1 to self.n inside the server (one call), and value() " ..
+                  "return it; no lock is needed",
+      ["no Counter"] = "register new_counter under the name \"Counter\" before making the manager",
+    },
+  },
+  [10] = {
+    file = "10_spawn_globals.lua", session = 6,
     title = "make a program work under spawn",
     methods = {"fork", "spawn", "forkserver"}, timeout = 10,
     expected = [[
@@ -134,8 +165,8 @@ child exit code:	0]],
                       "defined there is missing: make the helper local (it then travels as an upvalue)",
     },
   },
-  {
-    file = "08_join_deadlock.lua", session = 6,
+  [11] = {
+    file = "11_join_deadlock.lua", session = 6,
     title = "the join that never returns",
     methods = {"fork"}, timeout = 5,
     expected = [[
@@ -307,7 +338,11 @@ end
 if #args == 0 then usage() end
 
 if args[1] == "list" then
-  for n, ex in ipairs(exercises) do
+  local numbers = {}
+  for n in pairs(exercises) do numbers[#numbers + 1] = n end
+  table.sort(numbers)
+  for _, n in ipairs(numbers) do
+    local ex = exercises[n]
     print(string.format("%2d  session %d  %-26s %s", n, ex.session, ex.file, ex.title))
   end
   os.exit(0)
@@ -338,8 +373,15 @@ local function report(list)
 end
 
 local missing = {}
+-- Source rules look at the code without its comments (the starting files'
+-- comments name what the solution uses).
+local code = source:gsub("%-%-%[(=*)%[.-%]%1%]", ""):gsub("%-%-[^\n]*", "")
 for _, rule in ipairs(ex.source or {}) do
-  if not source:find(rule.pattern) then
+  local ok = false
+  for _, pattern in ipairs(rule.any or {rule.pattern}) do
+    if code:find(pattern) then ok = true end
+  end
+  if not ok then
     missing[#missing + 1] = {msg = "the program does not use what the exercise asks for", hint = rule.hint}
   end
 end

@@ -1,0 +1,226 @@
+// Pure C++ tests of the queue ring (ring.h), no Lua: order and wrap-around,
+// big messages in their own segment, timeouts, a producer and a consumer
+// across fork, and processes that die holding the ring's lock or in the
+// middle of writing a record.  Children are reaped with bounded waits and
+// leave with _exit after shm::release_all(); /dev/shm is checked clean.
+#include <catch2/catch.hpp>
+#include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+
+#include "mp/lua_util.h"
+#include "mp/ring.h"
+#include "mp/semlock.h"
+#include "mp/shm.h"
+
+using namespace luamp;
+
+namespace {
+
+int own_entries() {
+  std::string prefix = std::string(shm::kNamePrefix) + std::to_string(getpid()) + "-";
+  int n = 0;
+  if (DIR* d = opendir("/dev/shm")) {
+    while (dirent* e = readdir(d)) {
+      if (std::strncmp(e->d_name, prefix.c_str(), prefix.size()) == 0) ++n;
+    }
+    closedir(d);
+  }
+  return n;
+}
+
+// Waits up to ~20 s for pid; kills it past that.  Returns the wait status.
+int reap(pid_t pid) {
+  for (int i = 0; i < 2000; ++i) {
+    int status;
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) return status;
+    usleep(10000);
+  }
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return -1;
+}
+
+[[noreturn]] void child_exit(int code) {
+  shm::release_all();
+  _exit(code);
+}
+
+std::string get_string(ring::Ring& r) {
+  ring::Message m;
+  REQUIRE(r.get(m, true, semlock::Deadline::after(10)) == ring::Status::Ok);
+  return std::string(m.data(), m.size());
+}
+
+}  // namespace
+
+TEST_CASE("ring keeps order across wrap-around and counts messages", "[ring]") {
+  int before = own_entries();
+  {
+    ring::Ring r = ring::Ring::create(4096);
+    ring::Message m;
+    CHECK(r.get(m, false, semlock::Deadline::never()) == ring::Status::WouldBlock);
+    for (int round = 0; round < 200; ++round) {
+      for (int i = 0; i < 5; ++i) {
+        std::string s(static_cast<size_t>((round * 31 + i * 7) % 400), static_cast<char>('a' + i));
+        REQUIRE(r.put(s.data(), s.size(), true, semlock::Deadline::never()) == ring::Status::Ok);
+      }
+      CHECK(r.qsize() == 5);
+      for (int i = 0; i < 5; ++i) {
+        std::string s = get_string(r);
+        REQUIRE(s.size() == static_cast<size_t>((round * 31 + i * 7) % 400));
+        if (!s.empty()) REQUIRE(s[0] == 'a' + i);
+      }
+    }
+    CHECK(r.qsize() == 0);
+  }
+  CHECK(own_entries() == before);
+}
+
+TEST_CASE("ring sends big messages through their own segment", "[ring]") {
+  int before = own_entries();
+  {
+    ring::Ring r = ring::Ring::create(8192);
+    std::string big(3 * 1024 * 1024 + 5, 'B');
+    big[12345] = 'x';
+    REQUIRE(r.put(big.data(), big.size(), true, semlock::Deadline::never()) == ring::Status::Ok);
+    CHECK(own_entries() == before + 2);  // the ring and the big message
+    {
+      ring::Message m;
+      REQUIRE(r.get(m, true, semlock::Deadline::never()) == ring::Status::Ok);
+      REQUIRE(m.big);
+      CHECK(std::string(m.data(), m.size()) == big);
+    }
+    CHECK(own_entries() == before + 1);  // the big one is gone once read
+    // A big message that never makes it into the ring is freed too.
+    ring::Ring small = ring::Ring::create(4096, 1);
+    REQUIRE(small.put("x", 1, false, semlock::Deadline::never()) == ring::Status::Ok);
+    CHECK(small.put(big.data(), big.size(), false, semlock::Deadline::never()) == ring::Status::WouldBlock);
+    CHECK(small.full());
+  }
+  CHECK(own_entries() == before);
+}
+
+TEST_CASE("ring timeouts and maxsize", "[ring]") {
+  ring::Ring r = ring::Ring::create(4096, 2);
+  REQUIRE(r.put("a", 1, false, semlock::Deadline::never()) == ring::Status::Ok);
+  REQUIRE(r.put("b", 1, false, semlock::Deadline::never()) == ring::Status::Ok);
+  CHECK(r.full());
+  int64_t t0 = semlock::monotonic_ns();
+  CHECK(r.put("c", 1, true, semlock::Deadline::after(0.1)) == ring::Status::TimedOut);
+  CHECK(semlock::monotonic_ns() - t0 >= 90000000);
+  ring::Message m;
+  REQUIRE(r.get(m, true, semlock::Deadline::after(1)) == ring::Status::Ok);
+  REQUIRE(r.get(m, true, semlock::Deadline::after(1)) == ring::Status::Ok);
+  t0 = semlock::monotonic_ns();
+  CHECK(r.get(m, true, semlock::Deadline::after(0.1)) == ring::Status::TimedOut);
+  CHECK(semlock::monotonic_ns() - t0 >= 90000000);
+  // JoinableQueue accounting.
+  CHECK(r.unfinished() == 2);
+  r.task_done();
+  r.task_done();
+  CHECK_THROWS_AS(r.task_done(), Failure);
+  CHECK(r.join(semlock::Deadline::after(0)) == ring::Status::Ok);
+}
+
+TEST_CASE("ring carries 200,000 messages from a forked producer", "[ring][fork]") {
+  int before = own_entries();
+  {
+    ring::Ring r = ring::Ring::create(64 * 1024);
+    const int n = 200000;
+    pid_t pid = fork();
+    if (pid == 0) {
+      for (int i = 1; i <= n; ++i) {
+        if (r.put(reinterpret_cast<const char*>(&i), sizeof i, true, semlock::Deadline::after(20)) !=
+            ring::Status::Ok)
+          child_exit(2);
+      }
+      child_exit(0);
+    }
+    long long sum = 0;
+    ring::Message m;
+    for (int i = 1; i <= n; ++i) {
+      REQUIRE(r.get(m, true, semlock::Deadline::after(20)) == ring::Status::Ok);
+      int v;
+      std::memcpy(&v, m.data(), sizeof v);
+      REQUIRE(v == i);
+      sum += v;
+    }
+    CHECK(sum == static_cast<long long>(n) * (n + 1) / 2);
+    int status = reap(pid);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
+  CHECK(own_entries() == before);
+}
+
+TEST_CASE("a process that dies holding the ring's lock leaves it usable", "[ring][fork]") {
+  ring::Ring r = ring::Ring::create(4096);
+  REQUIRE(r.put("kept", 4, true, semlock::Deadline::never()) == ring::Status::Ok);
+  pid_t pid = fork();
+  if (pid == 0) {
+    r.lock();
+    _exit(0);  // dies holding the lock (and keeps its hold: a crash)
+  }
+  reap(pid);
+  // The next get waits one slice, sees the holder dead, takes over.
+  CHECK(get_string(r) == "kept");
+  REQUIRE(r.put("after", 5, true, semlock::Deadline::after(5)) == ring::Status::Ok);
+  CHECK(get_string(r) == "after");
+}
+
+TEST_CASE("a producer killed while writing leaves no half message", "[ring][fork]") {
+  ring::Ring r = ring::Ring::create(1 << 20);
+  pid_t pid = fork();
+  if (pid == 0) {
+    // Writers copy under the lock and publish by moving `tail` last; a
+    // writer stopped between the two is simulated by SIGKILL at random
+    // moments of a stream of 100 KiB messages.
+    std::string s(100 * 1024, 'w');
+    for (;;) r.put(s.data(), s.size(), true, semlock::Deadline::never());
+  }
+  usleep(20000);
+  kill(pid, SIGKILL);
+  reap(pid);
+  // Whatever is visible is whole.
+  ring::Message m;
+  size_t n = 0;
+  while (r.get(m, true, semlock::Deadline::after(0.5)) == ring::Status::Ok) {
+    REQUIRE(m.size() == 100 * 1024);
+    REQUIRE(m.data()[m.size() - 1] == 'w');
+    ++n;
+  }
+  CHECK(r.qsize() == 0);
+  REQUIRE(r.put("next", 4, true, semlock::Deadline::after(5)) == ring::Status::Ok);
+  CHECK(get_string(r) == "next");
+}
+
+TEST_CASE("a producer waiting for room does not hold the ring's lock", "[ring][fork]") {
+  ring::Ring r = ring::Ring::create(4096);
+  std::string chunk(1000, 'f');
+  int filled = 0;
+  while (r.put(chunk.data(), chunk.size(), false, semlock::Deadline::never()) == ring::Status::Ok) ++filled;
+  REQUIRE(filled >= 3);
+  pid_t pid = fork();
+  if (pid == 0) {
+    std::string last(1000, 'L');
+    child_exit(r.put(last.data(), last.size(), true, semlock::Deadline::after(10)) == ring::Status::Ok ? 0 : 1);
+  }
+  usleep(100000);  // the child is now waiting for room
+  int64_t t0 = semlock::monotonic_ns();
+  ring::Message m;
+  REQUIRE(r.get(m, true, semlock::Deadline::after(2)) == ring::Status::Ok);
+  CHECK(semlock::monotonic_ns() - t0 < 500000000);  // not blocked behind the waiter
+  for (int i = 1; i < filled; ++i) REQUIRE(r.get(m, true, semlock::Deadline::after(2)) == ring::Status::Ok);
+  REQUIRE(r.get(m, true, semlock::Deadline::after(5)) == ring::Status::Ok);
+  CHECK(std::string(m.data(), m.size()) == std::string(1000, 'L'));
+  int status = reap(pid);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
