@@ -226,6 +226,17 @@ do
   assert(#mp.active_children() == 0)
 end
 
+-- Workers start, and run their initializer, when the pool is made (before
+-- any task).
+do
+  local q = mp.Queue()
+  local pool <close> = mp.Pool{processes = 2, initializer = function(qq) qq:put(os.getpid()) end,
+                               initargs = {q}}
+  local a, b = q:get(true, 20), q:get(true, 20)
+  local pids = pool:_worker_pids()
+  assert((a == pids[1] and b == pids[2]) or (a == pids[2] and b == pids[1]), repr{a, b, pids})
+end
+
 -- initializer / initargs run in each worker when it starts.
 do
   local pool <close> = mp.Pool{processes = 2, initializer = function(a, b) _G.INIT = a .. b end,
