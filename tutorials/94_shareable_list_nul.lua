@@ -1,4 +1,4 @@
--- 34_shareable_list_nul: SHM-08, from the newer multiprocessing.shared_memory
+-- 94_shareable_list_nul: SHM-08, from the newer multiprocessing.shared_memory
 -- docs (3.12+): in Python a ShareableList strips trailing NUL bytes from
 -- str and bytes values (gh-106939), and the docs suggest appending a non-NUL
 -- byte as a workaround.  Lua strings carry their length, and luamp's

@@ -1,4 +1,4 @@
--- 31_smm_workers: SHM-04, from multiprocessing.managers
+-- 91_smm_workers: SHM-04, from multiprocessing.managers
 -- (SharedMemoryManager in a `with` block).  The docs' example leaves
 -- `do_work` undefined and prints nothing; here do_work squares its half of
 -- a ShareableList of 0..1999 in place, two processes share the work, and

@@ -1,4 +1,4 @@
--- 35_shareable_list_pickled: SHM-07, from multiprocessing.shared_memory
+-- 95_shareable_list_pickled: SHM-07, from multiprocessing.shared_memory
 -- (ShareableList, current docs).  Python pickles a ShareableList and
 -- unpickles it: the copy is attached to the same block, so changes through
 -- either show in both.  luamp's pickle is mp.dumps/mp.loads; the same holds

@@ -1,4 +1,4 @@
--- 32_shareable_list: SHM-05, from multiprocessing.shared_memory
+-- 92_shareable_list: SHM-05, from multiprocessing.shared_memory
 -- (ShareableList).  A list of seven values (strings, a float, integers, a
 -- hole, a boolean) in shared memory: types, item assignment that changes the
 -- type, the fixed storage of each slot, len, index and count.

@@ -1,4 +1,4 @@
--- 33_shareable_list_attach: SHM-06, from multiprocessing.shared_memory
+-- 93_shareable_list_attach: SHM-06, from multiprocessing.shared_memory
 -- (ShareableList).  A list of 0..4 is made in a first process; a second
 -- process attaches to it by the block's name, shows it and sets its last
 -- item (Python's c[-1], here c[#c]) to -999; the first sees the change.

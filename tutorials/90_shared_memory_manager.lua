@@ -1,4 +1,4 @@
--- 30_shared_memory_manager: SHM-03, from multiprocessing.managers
+-- 90_shared_memory_manager: SHM-03, from multiprocessing.managers
 -- (SharedMemoryManager).  A SharedMemoryManager makes a ShareableList of
 -- 0..3, a raw 128-byte block and a ShareableList of the letters of "alpha";
 -- shutdown() unlinks all three.  A Lua string is not a sequence, so "alpha"
