@@ -84,6 +84,20 @@ total:	1000]],
     timeout_hint = "recv() on a connection that has already answered waits forever: remove " ..
                    "a reader from the pending list once it has answered",
   },
+  [5] = {
+    file = "05_counter_race.lua", session = 3,
+    title = "a shared counter that loses updates",
+    methods = {"fork", "spawn"}, timeout = 30,
+    expected = [[counter:	8000]],
+    source = {
+      {any = {"get_lock%(", ":guard%(", ":acquire%("}, hint = "hold the Value's lock around the " ..
+                                                            "update: local _ <close> = counter:get_lock():guard()"},
+    },
+    hints = {
+      ["counter"] = "the lock must cover the read and the write together, in every process " ..
+                    "(a lock taken only around the write still loses updates)",
+    },
+  },
   [6] = {
     file = "06_parallel_primes.lua", session = 4,
     title = "split work over processes by hand",
