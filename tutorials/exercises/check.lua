@@ -99,7 +99,20 @@ total:	1000]],
     },
   },
   [6] = {
-    file = "06_parallel_primes.lua", session = 4,
+    file = "06_shared_block.lua", session = 3,
+    title = "a named block, cleaned up",
+    methods = {"fork", "spawn"}, timeout = 20,
+    expected = [[
+values:	42	-7
+unlinked:	true]],
+    hints = {
+      ["values"] = "in the child: local block = SharedMemory{name = name}; " ..
+                   "block.buf:write(1, string.pack(\"<i8i8\", 42, -7)); block:close()",
+      ["unlinked"] = "the creator calls block:close() and then block:unlink(), once",
+    },
+  },
+  [7] = {
+    file = "07_parallel_primes.lua", session = 4,
     title = "split work over processes by hand",
     methods = {"fork", "spawn"}, timeout = 30,
     expected = [[
@@ -115,8 +128,8 @@ time:	{{num}}]],
       ["processes used"] = "count each child you start (and really give it a chunk)",
     },
   },
-  [7] = {
-    file = "07_pool_primes.lua", session = 4,
+  [8] = {
+    file = "08_pool_primes.lua", session = 4,
     title = "the same count with a Pool",
     methods = {"fork", "spawn"}, timeout = 30,
     expected = [[
@@ -132,8 +145,8 @@ time:	{{num}}]],
       ["tasks"] = "make TASKS ranges; map returns one result per range, in order",
     },
   },
-  [8] = {
-    file = "08_echo_server.lua", session = 5,
+  [9] = {
+    file = "09_echo_server.lua", session = 5,
     title = "an upper-casing server with an authkey",
     methods = {"fork", "spawn"}, timeout = 15,
     expected = [[
@@ -153,8 +166,8 @@ server exit code:	0]],
     timeout_hint = "one side waits for the other: does the client send nil at the end, and " ..
                    "does the server stop at nil?",
   },
-  [9] = {
-    file = "09_manager_counter.lua", session = 5,
+  [10] = {
+    file = "10_manager_counter.lua", session = 5,
     title = "a counter that counts right without a lock",
     methods = {"fork", "spawn"}, timeout = 60,
     expected = [[count:	500]],
@@ -167,8 +180,8 @@ server exit code:	0]],
       ["no Counter"] = "register new_counter under the name \"Counter\" before making the manager",
     },
   },
-  [10] = {
-    file = "10_spawn_globals.lua", session = 6,
+  [11] = {
+    file = "11_spawn_globals.lua", session = 6,
     title = "make a program work under spawn",
     methods = {"fork", "spawn", "forkserver"}, timeout = 10,
     expected = [[
@@ -179,8 +192,8 @@ child exit code:	0]],
                       "defined there is missing: make the helper local (it then travels as an upvalue)",
     },
   },
-  [11] = {
-    file = "11_join_deadlock.lua", session = 6,
+  [12] = {
+    file = "12_join_deadlock.lua", session = 6,
     title = "the join that never returns",
     methods = {"fork"}, timeout = 5,
     expected = [[

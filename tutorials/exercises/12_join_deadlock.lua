@@ -1,4 +1,4 @@
--- Exercise 11 (session 6, pitfalls): the join that never returns.
+-- Exercise 12 (session 6, pitfalls): the join that never returns.
 --
 -- Python's documentation warns (in "Joining processes that use queues"):
 -- a process that has sent data cannot finish until the data has been
@@ -13,7 +13,7 @@
 --   received:	4194304	bytes
 --   child exit code:	0
 --
--- Check your work:  luamp tutorials/exercises/check.lua 11
+-- Check your work:  luamp tutorials/exercises/check.lua 12
 local mp = require "multiprocessing"
 
 local function producer(out)
