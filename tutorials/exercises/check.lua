@@ -319,19 +319,32 @@ local function compare(ex, items, actual)
   return problems
 end
 
+local MAX_OUTPUT = 1000000  -- bytes of stdout kept from one run
+
 -- Runs `path` under `method` with a deadline; returns stdout, stderr,
--- status (exit code, or "timeout", or "signal N").
+-- status (exit code, "timeout", "too much output" or "signal N").
 local function run(exe, path, method, timeout)
   local errfile = os.tmpname()
   local cmd = string.format("LUAMP_START_METHOD=%s timeout -k 2 %d %s %s 2>%s", shell_quote(method), timeout,
                             shell_quote(exe), shell_quote(path), shell_quote(errfile))
   local p = assert(io.popen(cmd, "r"))
-  local out = p:read("a")
+  -- Read at most MAX_OUTPUT bytes: a program that prints forever is cut
+  -- off (closing the pipe stops it) instead of filling the memory.
+  local chunks, size = {}, 0
+  while size <= MAX_OUTPUT do
+    local chunk = p:read(65536)
+    if not chunk then break end
+    chunks[#chunks + 1] = chunk
+    size = size + #chunk
+  end
+  local out = table.concat(chunks)
   local _, how, code = p:close()
   local err = read_file(errfile) or ""
   os.remove(errfile)
   local status = code
-  if how == "signal" then
+  if size > MAX_OUTPUT then
+    status = "too much output"
+  elseif how == "signal" then
     status = "signal " .. code
   elseif code == 124 or code == 137 then
     status = "timeout"
@@ -423,6 +436,9 @@ for _, method in ipairs(ex.methods) do
   if status == "timeout" then
     found = {{msg = string.format("the program did not finish within %d seconds (it was stopped)", ex.timeout),
               hint = ex.timeout_hint or "something waits forever: a recv, a join or a get that nobody answers"}}
+  elseif status == "too much output" then
+    found = {{msg = string.format("the program printed more than %d bytes (it was stopped)", MAX_OUTPUT),
+              hint = "a loop that never ends?"}}
   else
     found = compare(ex, items, lines_of(out))
     if status ~= 0 then
