@@ -106,15 +106,24 @@ class PtrMap {
     }
   }
 
- private:
   static size_t hash(const void* p) {
     uint64_t x = reinterpret_cast<uintptr_t>(p);
     x ^= x >> 29;
     x *= 0xbf58476d1ce4e5b9ULL;
     return static_cast<size_t>(x ^ (x >> 32));
   }
-  void grow() {
-    std::vector<const void*> old_keys(keys_.empty() ? 32 : keys_.size() * 2, nullptr);
+  // Makes room for `more` keys beyond those present in one rehash.
+  void reserve(size_t more) {
+    size_t want = keys_.empty() ? 32 : keys_.size();
+    while ((count_ + more + 1) * 2 > want) want *= 2;
+    if (want != keys_.size()) grow(want);
+  }
+  size_t size() const { return count_; }
+
+ private:
+  void grow(size_t size = 0) {
+    if (size == 0) size = keys_.empty() ? 32 : keys_.size() * 2;
+    std::vector<const void*> old_keys(size, nullptr);
     std::vector<uint32_t> old_vals(old_keys.size());
     old_keys.swap(keys_);
     old_vals.swap(vals_);
@@ -286,6 +295,12 @@ struct Unsendable {
 };
 
 class Encoder {
+  static constexpr size_t kKeyCacheSize = 64;  // a power of two
+  struct KeySlot {
+    const char* s;
+    uint32_t number;
+  };
+
  public:
   Encoder(lua_State* L, std::string& out, EncodeContext& ctx)
       : L_(L), s_(out), pos_(out.size()), ctx_(ctx) {}
@@ -462,25 +477,30 @@ class Encoder {
   // records of a message repeat the same few keys.
   bool string_ref(const char* s) {
     KeySlot& slot = key_cache_[(reinterpret_cast<uintptr_t>(s) >> 4) & (kKeyCacheSize - 1)];
-    int64_t found;
     if (slot.s == s) {
-      found = slot.number;
-    } else {
-      found = strings_.find(s);
-      if (found >= 0) slot = {s, static_cast<uint32_t>(found)};
+      put_string_ref(slot.number);
+      return true;
     }
+    return string_ref_slow(s, slot);
+  }
+  void put_string_ref(uint32_t number) {
+    s_[string_pos_[number]] |= static_cast<char>(kMemoFlag);
+    char* p = room(6);
+    p[0] = static_cast<char>(T_STRREF);
+    size_t i = 1;
+    while (number >= 0x80) {
+      p[i++] = static_cast<char>((number & 0x7f) | 0x80);
+      number >>= 7;
+    }
+    p[i++] = static_cast<char>(number);
+    pos_ += i;
+  }
+  // string_ref for a string not in the cache slot it maps to.
+  [[gnu::noinline]] bool string_ref_slow(const char* s, KeySlot& slot) {
+    int64_t found = strings_.find(s);
     if (found >= 0) {
-      s_[string_pos_[static_cast<size_t>(found)]] |= static_cast<char>(kMemoFlag);
-      char* p = room(11);
-      p[0] = static_cast<char>(T_STRREF);
-      size_t i = 1;
-      uint64_t v = static_cast<uint64_t>(found);
-      while (v >= 0x80) {
-        p[i++] = static_cast<char>((v & 0x7f) | 0x80);
-        v >>= 7;
-      }
-      p[i++] = static_cast<char>(v);
-      pos_ += i;
+      slot = {s, static_cast<uint32_t>(found)};
+      put_string_ref(static_cast<uint32_t>(found));
       return true;
     }
     uint32_t number = static_cast<uint32_t>(string_pos_.size());
@@ -564,7 +584,8 @@ class Encoder {
     lua_pop(L_, 2);
   }
 
-  void table(int idx) {
+  // Out of line, as lfunction and userdata: value() stays small for scalars.
+  [[gnu::noinline]] void table(int idx) {
     idx = lua_absindex(L_, idx);
     const void* p = lua_topointer(L_, idx);
     if (p == globals_) {
@@ -635,7 +656,11 @@ class Encoder {
     try {
       int slot = lua_gettop(L_) + 1;  // where lua_rawgeti leaves t[i]
       for (; i <= n; ++i) {
-        lua_rawgeti(L_, idx, i);
+        if (lua_rawgeti(L_, idx, i) == LUA_TTABLE && i == 1 && n > 1) {
+          // A list of tables (records, rows): number them all without
+          // rehashing the object map again and again on the way.
+          objects_.reserve(static_cast<size_t>(n < kReserveMax ? n : kReserveMax));
+        }
         value(slot);
         lua_pop(L_, 1);
       }
@@ -682,7 +707,7 @@ class Encoder {
     return 0;
   }
 
-  void lfunction(int idx) {
+  [[gnu::noinline]] void lfunction(int idx) {
     idx = lua_absindex(L_, idx);
     const void* p = lua_topointer(L_, idx);
     if (reference(p)) return;
@@ -740,7 +765,7 @@ class Encoder {
     lua_pop(L_, 1);
   }
 
-  void userdata(int idx) {
+  [[gnu::noinline]] void userdata(int idx) {
     idx = lua_absindex(L_, idx);
     const void* p = lua_topointer(L_, idx);
     if (reference(p)) return;
@@ -784,6 +809,7 @@ class Encoder {
   // Object map values: an index, or a module or a registered class (kModule
   // or kClass | index into module_names_), or an object whose __reduce is
   // running (kPending).
+  static constexpr lua_Integer kReserveMax = 1 << 16;  // object map hint, in entries
   static constexpr uint32_t kPending = 0x80000000u;
   static constexpr uint32_t kModule = 0x40000000u;
   static constexpr uint32_t kClass = 0x20000000u;
@@ -799,11 +825,6 @@ class Encoder {
   std::vector<size_t> object_pos_;  // where each object's tag is
   PtrMap strings_;
   std::vector<size_t> string_pos_;  // where each key string's tag is
-  static constexpr size_t kKeyCacheSize = 64;  // a power of two
-  struct KeySlot {
-    const char* s;
-    uint32_t number;
-  };
   KeySlot key_cache_[kKeyCacheSize] = {};  // string -> number, a subset of strings_
   // The first function (and its upvalue number) each upvalue was sent with.
   struct UpvalueOwner {
