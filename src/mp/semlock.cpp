@@ -87,20 +87,27 @@ bool pid_is_dead(pid_t pid) { return pid > 0 && ::kill(pid, 0) != 0 && errno == 
 
 bool futex_wait(std::atomic<uint32_t>* word, uint32_t expected, Deadline deadline) {
   for (;;) {
+    // A SIGINT that arrived between two waits (not inside one) gives no
+    // EINTR: look at the flag before every sleep.
+    if (interrupt::pending()) throw Failure::plain(interrupt::kMessage);
+    // Sleep at most one slice: a SIGINT landing between the check above
+    // and the system call does not interrupt it, so the flag is looked at
+    // again within 100 ms.  A slice that ends before the deadline is
+    // reported as a wake-up (callers re-check their condition).
+    int64_t slice_end = monotonic_ns() + kSliceNs;
+    bool sliced = deadline.infinite() || deadline.ns > slice_end;
+    int64_t until = sliced ? slice_end : deadline.ns;
     struct timespec ts;
-    struct timespec* tsp = nullptr;
-    if (!deadline.infinite()) {
-      ts.tv_sec = deadline.ns / 1000000000LL;
-      ts.tv_nsec = deadline.ns % 1000000000LL;
-      tsp = &ts;
-    }
+    ts.tv_sec = until / 1000000000LL;
+    ts.tv_nsec = until % 1000000000LL;
+    struct timespec* tsp = &ts;
     // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time.
     long rc = ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT_BITSET, expected, tsp,
                         nullptr, FUTEX_BITSET_MATCH_ANY);
     if (rc == 0) return true;
     switch (errno) {
       case EAGAIN: return true;  // the word changed before we slept
-      case ETIMEDOUT: return false;
+      case ETIMEDOUT: return sliced;
       case EINTR:
         if (interrupt::pending()) throw Failure::plain(interrupt::kMessage);
         if (word->load(std::memory_order_acquire) != expected) return true;

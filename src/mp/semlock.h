@@ -29,10 +29,11 @@ struct Deadline {
 int64_t monotonic_ns();
 
 // Futex helpers on a 32-bit word in shared memory (never FUTEX_PRIVATE).
-// futex_wait sleeps while *word == expected, until woken or the deadline.
-// Returns false on timeout, true otherwise (woken, value changed, or a
-// spurious wake-up: callers re-check their condition).  Throws
-// Failure("interrupted!") when Ctrl-C is pending.
+// futex_wait sleeps while *word == expected, until woken or the deadline,
+// in slices of at most 100 ms (so a Ctrl-C is never missed).  Returns false
+// when the deadline passed, true otherwise (woken, value changed, a slice
+// ended, or a spurious wake-up: callers re-check their condition in a
+// loop).  Throws Failure("interrupted!") when Ctrl-C is pending.
 bool futex_wait(std::atomic<uint32_t>* word, uint32_t expected, Deadline deadline);
 // Wakes up to n waiters (INT32_MAX for all).
 void futex_wake(std::atomic<uint32_t>* word, int n);

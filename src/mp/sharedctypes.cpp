@@ -532,6 +532,10 @@ std::shared_ptr<Layout> parse_layout(lua_State* L, int idx) {
     if (!name || !tc || std::strlen(tc) != 1 || typecode_size(tc[0]) == 0) {
       throw Failure::plain("Struct: field " + std::to_string(i) + " must be {name, typecode} with a typecode of " + kTypecodes);
     }
+    if (std::strlen(name) == 0 || std::strlen(name) > 255) {
+      throw Failure::plain("Struct: field " + std::to_string(i) + " needs a name of 1 to 255 bytes");
+    }
+    if (n > 65535) throw Failure::plain("Struct: too many fields");
     uint32_t sz = typecode_size(tc[0]);
     off = (off + sz - 1) / sz * sz;
     layout->fields.push_back(Field{name, tc[0], off});

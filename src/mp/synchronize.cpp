@@ -28,11 +28,27 @@ using semlock::Deadline;
 using semlock::Kind;
 using semlock::SemLock;
 
-// A Condition's words: a notification sequence number and its sleepers.
+// A Condition's words.  `ws` packs the number of registered waiters (high
+// 32 bits) and of wake-up tokens granted to them and not yet taken (low 32
+// bits), so notify(n) grants at most n tokens to waiters that have none and
+// each token wakes exactly one waiter.  `seq` is the futex word waiters
+// sleep on; notify bumps it.
 struct CondWords {
   std::atomic<uint32_t> seq;
-  std::atomic<uint32_t> sleepers;
+  uint32_t pad;
+  std::atomic<uint64_t> ws;
 };
+constexpr uint64_t kWaiter = uint64_t{1} << 32;
+inline uint32_t cond_waiting(uint64_t ws) { return static_cast<uint32_t>(ws >> 32); }
+inline uint32_t cond_tokens(uint64_t ws) { return static_cast<uint32_t>(ws); }
+// Takes a token (and the waiter's registration with it) if one is there.
+bool cond_take_token(CondWords* cw) {
+  uint64_t v = cw->ws.load(std::memory_order_seq_cst);
+  while (cond_tokens(v) > 0) {
+    if (cw->ws.compare_exchange_weak(v, v - kWaiter - 1, std::memory_order_seq_cst)) return true;
+  }
+  return false;
+}
 // An Event's words: the flag and the processes waiting for it.
 struct EventWords {
   std::atomic<uint32_t> flag;
@@ -118,24 +134,46 @@ SemLock* condition_lock(lua_State* L, int idx) {
   return sl;
 }
 
-// The SemLock behind self: the object's own, or a Condition's lock.
-SemLock* self_semlock(lua_State* L, SyncUd* u) {
-  if (lua_rawequal(L, lua_upvalueindex(1), lua_upvalueindex(3))) {  // a Condition
-    SemLock* sl = condition_lock(L, 1);
-    if (!sl) luaL_error(L, "Condition's lock is closed");
-    return sl;
-  }
-  return static_cast<SemLock*>(u->words);
+// ---- Lock, RLock, Semaphore, BoundedSemaphore (and Condition's lock) ----
+
+// acquire(block, timeout) with the arguments at 2, 3, on any SemLock.
+int acquire_slow(lua_State* L, SemLock* sl) {
+  bool block;
+  Deadline d;
+  read_block_timeout(L, 2, &block, &d);
+  return run_guarded(L, [&] {
+    lua_pushboolean(L, sl->acquire(block, d) != Acquired::TimedOut);
+    return 1;
+  });
 }
 
-// ---- Lock, RLock, Semaphore, BoundedSemaphore (and Condition's lock) ----
+int release_slow(lua_State* L, SemLock* sl) {
+  return run_guarded(L, [&] {
+    sl->release();
+    return 0;
+  });
+}
+
+// cond:acquire([block [, timeout]]) / cond:release(): the Condition's lock.
+int condition_acquire(lua_State* L) {
+  check_self(L);
+  SemLock* sl = condition_lock(L, 1);
+  if (!sl) return luaL_error(L, "Condition's lock is closed");
+  return acquire_slow(L, sl);
+}
+int condition_release(lua_State* L) {
+  check_self(L);
+  SemLock* sl = condition_lock(L, 1);
+  if (!sl) return luaL_error(L, "Condition's lock is closed");
+  return release_slow(L, sl);
+}
 
 // lock:acquire([block [, timeout]]) -> boolean
 int lock_acquire(lua_State* L) {
   SyncUd* u = check_self(L);
   // Fast path: a plain Lock/RLock/Semaphore (not a Condition), no
   // arguments, and the word free.
-  if (lua_gettop(L) == 1 && !lua_toboolean(L, lua_upvalueindex(3))) {
+  if (lua_gettop(L) == 1) {
     auto* sl = static_cast<SemLock*>(u->words);
     Kind k = sl->type();
     if (k == Kind::Lock || k == Kind::RLock) {
@@ -153,20 +191,13 @@ int lock_acquire(lua_State* L) {
       }
     }
   }
-  bool block;
-  Deadline d;
-  read_block_timeout(L, 2, &block, &d);
-  SemLock* sl = self_semlock(L, u);
-  return run_guarded(L, [&] {
-    lua_pushboolean(L, sl->acquire(block, d) != Acquired::TimedOut);
-    return 1;
-  });
+  return acquire_slow(L, static_cast<SemLock*>(u->words));
 }
 
 // lock:release()
 int lock_release(lua_State* L) {
   SyncUd* u = check_self(L);
-  if (!lua_toboolean(L, lua_upvalueindex(3))) {  // not a Condition
+  {
     auto* sl = static_cast<SemLock*>(u->words);
     if (sl->type() == Kind::Lock) {
       // Fast path: held, and nobody waits.
@@ -183,11 +214,7 @@ int lock_release(lua_State* L) {
       return 0;
     }
   }
-  SemLock* sl = self_semlock(L, u);
-  return run_guarded(L, [&] {
-    sl->release();
-    return 0;
-  });
+  return release_slow(L, static_cast<SemLock*>(u->words));
 }
 
 // guard.__close: releases the guarded object once.
@@ -343,7 +370,7 @@ int core_condition(lua_State* L) {
     auto seg = shm::Segment::create(32 + sizeof(SemLock));
     auto* cw = static_cast<CondWords*>(seg->data());
     cw->seq.store(0);
-    cw->sleepers.store(0);
+    cw->ws.store(0);
     if (own_lock) {
       semlock::semlock_at(static_cast<char*>(seg->data()) + 32)->init(Kind::RLock, 0);
       push_semlock(L, seg, 32, Kind::RLock);
@@ -374,9 +401,8 @@ int condition_wait(lua_State* L) {
   SemLock* sl = owned_condition_lock(L, "wait");
   auto* cw = static_cast<CondWords*>(u->words);
   return run_guarded(L, [&] {
-    uint32_t seq = cw->seq.load(std::memory_order_seq_cst);
     uint32_t depth = sl->depth;
-    cw->sleepers.fetch_add(1, std::memory_order_seq_cst);
+    cw->ws.fetch_add(kWaiter, std::memory_order_seq_cst);  // registered while holding the lock
     sl->depth = 1;
     sl->release();
     bool notified = false;
@@ -384,8 +410,17 @@ int condition_wait(lua_State* L) {
       SemLock* sl;
       uint32_t depth;
       CondWords* cw;
+      bool* notified;
       ~Reacquire() {
-        cw->sleepers.fetch_sub(1, std::memory_order_seq_cst);
+        if (!*notified) {
+          // Leave: take a token granted meanwhile (then we were notified
+          // after all), else just unregister.
+          if (cond_take_token(cw)) {
+            *notified = true;
+          } else {
+            cw->ws.fetch_sub(kWaiter, std::memory_order_seq_cst);
+          }
+        }
         try {
           sl->acquire(true, Deadline::never());
         } catch (...) {
@@ -395,11 +430,18 @@ int condition_wait(lua_State* L) {
         }
         if (sl->type() == Kind::RLock) sl->depth = depth;
       }
-    } reacquire{sl, depth, cw};
-    while (cw->seq.load(std::memory_order_seq_cst) == seq) {
-      if (!semlock::futex_wait(&cw->seq, seq, d)) break;
+    };
+    {
+      Reacquire reacquire{sl, depth, cw, &notified};
+      for (;;) {
+        uint32_t seq = cw->seq.load(std::memory_order_seq_cst);
+        if (cond_take_token(cw)) {
+          notified = true;
+          break;
+        }
+        if (!semlock::futex_wait(&cw->seq, seq, d)) break;  // deadline
+      }
     }
-    notified = cw->seq.load(std::memory_order_seq_cst) != seq;
     lua_pushboolean(L, notified);
     return 1;
   });
@@ -410,8 +452,15 @@ int condition_notify_n(lua_State* L, int n) {
   SyncUd* u = check_self(L);
   owned_condition_lock(L, "notify");
   auto* cw = static_cast<CondWords*>(u->words);
+  uint64_t v = cw->ws.load(std::memory_order_seq_cst);
+  uint32_t k;
+  do {
+    uint32_t idle = cond_waiting(v) - cond_tokens(v);  // waiters without a token
+    k = static_cast<uint32_t>(n) < idle ? static_cast<uint32_t>(n) : idle;
+    if (k == 0) return 0;
+  } while (!cw->ws.compare_exchange_weak(v, v + k, std::memory_order_seq_cst));
   cw->seq.fetch_add(1, std::memory_order_seq_cst);
-  if (n > 0 && cw->sleepers.load(std::memory_order_seq_cst) != 0) semlock::futex_wake(&cw->seq, n);
+  semlock::futex_wake(&cw->seq, static_cast<int>(k));
   return 0;
 }
 int condition_notify(lua_State* L) {
@@ -430,7 +479,8 @@ int condition_tostring(lua_State* L) {
   }
   push_semlock_repr(L, sl);
   lua_pushfstring(L, "<Condition(%s, %d)>", lua_tostring(L, -1),
-                  static_cast<int>(static_cast<CondWords*>(u->words)->sleepers.load()));
+                  static_cast<int>(cond_waiting(static_cast<CondWords*>(u->words)->ws.load()) -
+                                   cond_tokens(static_cast<CondWords*>(u->words)->ws.load())));
   return 1;
 }
 
@@ -576,7 +626,7 @@ const codec::NativeType kNativeTypes[] = {
 };
 
 // Creates metatable `name` whose __index holds `methods`; each method gets
-// upvalues (metatable, type name, Condition's metatable or false).
+// upvalues (metatable, type name).
 void make_type(lua_State* L, const char* name, const luaL_Reg* methods, lua_CFunction tostring) {
   luaL_newmetatable(L, name);
   int mt = lua_gettop(L);
@@ -584,12 +634,7 @@ void make_type(lua_State* L, const char* name, const luaL_Reg* methods, lua_CFun
   for (const luaL_Reg* r = methods; r->name; ++r) {
     lua_pushvalue(L, mt);
     lua_pushstring(L, name + 3);  // "Lock" for messages
-    if (std::strcmp(name, kCondition) == 0) {
-      lua_pushvalue(L, mt);
-    } else {
-      lua_pushboolean(L, 0);
-    }
-    lua_pushcclosure(L, r->func, 3);
+    lua_pushcclosure(L, r->func, 2);
     lua_setfield(L, -2, r->name);
   }
   lua_setfield(L, mt, "__index");
@@ -631,7 +676,7 @@ void open_synchronize(lua_State* L) {
   static const luaL_Reg sem_methods[] = {{"acquire", lock_acquire}, {"release", lock_release},
                                          {"guard", lock_guard},     {"get_value", lock_get_value},
                                          {nullptr, nullptr}};
-  static const luaL_Reg cond_methods[] = {{"acquire", lock_acquire}, {"release", lock_release},
+  static const luaL_Reg cond_methods[] = {{"acquire", condition_acquire}, {"release", condition_release},
                                           {"guard", lock_guard},     {"wait", condition_wait},
                                           {"notify", condition_notify}, {"notify_all", condition_notify_all},
                                           {nullptr, nullptr}};

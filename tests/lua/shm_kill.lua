@@ -3,7 +3,9 @@
 -- program is gone.  Runs small luamp programs, kills their whole process
 -- tree, and polls /dev/shm (with a deadline) until their entries are gone.
 -- Also: a Barrier with a killed party, and the warning for a named
--- SharedMemory block that was never unlinked.
+-- SharedMemory block that was never unlinked.  The programs inherit
+-- LUAMP_START_METHOD, so this runs once per start method.
+-- start methods: fork spawn forkserver
 local leakcheck = require "leakcheck"
 local exe = assert(os.getenv("LUAMP_EXE"), "LUAMP_EXE not set")
 

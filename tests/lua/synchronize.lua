@@ -155,6 +155,53 @@ do
   check_error("Lock or RLock expected", mp.Condition, 42)
 end
 
+-- notify(1) wakes one of three sleeping waiters; notify_all the rest.
+do
+  local cond = mp.Condition()
+  local woken = mp.Value("i", 0)
+  local function waiter(c, w)
+    local g <close> = c:guard()
+    assert(c:wait(30))
+    w.value = w.value + 1
+  end
+  local ps = {}
+  for i = 1, 3 do ps[i] = start(waiter, cond, woken) end
+  local deadline = os.monotonic() + 30
+  while not tostring(cond):find(", 3%)>$") do
+    assert(os.monotonic() < deadline, "waiters did not arrive")
+    os.sleep(0.01)
+  end
+  do
+    local g <close> = cond:guard()
+    cond:notify()
+  end
+  deadline = os.monotonic() + 30
+  while woken.value < 1 do assert(os.monotonic() < deadline); os.sleep(0.01) end
+  os.sleep(0.2)
+  assert(woken.value == 1, "notify() woke " .. woken.value)
+  do
+    local g <close> = cond:guard()
+    cond:notify_all()
+  end
+  for _, p in ipairs(ps) do assert(join(p) == 0) end
+  assert(woken.value == 3)
+end
+
+-- Ctrl-C (SIGINT) stops a child blocked in acquire: exit code 1.
+do
+  local lock, ready = mp.Lock(), mp.Semaphore(0)
+  lock:acquire()
+  local p = start(function(l, r) r:release(); l:acquire() end, lock, ready)
+  assert(ready:acquire(true, 30))
+  os.sleep(0.2)  -- now blocked in the kernel (or about to be)
+  assert(p:is_alive())
+  os.execute("kill -INT " .. p.pid)
+  p:join(10)
+  if p.exitcode == nil then p:kill(); p:join() end
+  assert(p.exitcode == 1, "exit code " .. tostring(p.exitcode))
+  lock:release()
+end
+
 -- Event.
 do
   local ev = mp.Event()
