@@ -33,6 +33,15 @@ void forget_pid() { g_pid = 0; }
 const int kForkHook = pthread_atfork(nullptr, nullptr, forget_pid);
 
 constexpr int64_t kSliceNs = 100 * 1000 * 1000;  // dead-holder probe period
+constexpr int kSpins = 200;                       // busy checks before sleeping
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
 
 const char* kind_name(Kind k) {
   switch (k) {
@@ -163,6 +172,18 @@ Acquired SemLock::acquire(bool block, Deadline deadline, DeadHolder on_dead) {
       return Acquired::Yes;
     }
     if (!block) return Acquired::TimedOut;
+    // Spin briefly first: critical sections are usually short, and a
+    // futex sleep + wake costs microseconds.
+    for (int i = 0; i < kSpins; ++i) {
+      cpu_relax();
+      if (word.load(std::memory_order_relaxed) == 0) {
+        seen = 0;
+        if (word.compare_exchange_strong(seen, me, std::memory_order_seq_cst)) {
+          depth = 1;
+          return Acquired::Yes;
+        }
+      }
+    }
     WaiterMark mark(waiters);
     for (;;) {
       seen = word.load(std::memory_order_seq_cst);
