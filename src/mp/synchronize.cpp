@@ -28,24 +28,26 @@ using semlock::Deadline;
 using semlock::Kind;
 using semlock::SemLock;
 
-// A Condition's words.  `ws` packs the number of registered waiters (high
-// 32 bits) and of wake-up tokens granted to them and not yet taken (low 32
-// bits), so notify(n) grants at most n tokens to waiters that have none and
-// each token wakes exactly one waiter.  `seq` is the futex word waiters
-// sleep on; notify bumps it.
+// A Condition's words.  `sleepers`: waiters registered and not yet granted
+// a wake-up; `credits`: wake-ups granted and not yet taken; `seq`: the
+// futex word, bumped by every notify.  notify(n) moves min(n, sleepers)
+// from sleepers to credits, bumps seq and wakes that many sleepers.  A
+// waiter takes a credit only after it has seen seq change since it
+// registered, so a waiter that arrives after a notify (the notifier itself,
+// typically) cannot take that notify's wake-up: at most n earlier waiters
+// return true.  All counters change under the condition's lock, except that
+// a woken waiter takes its credit before re-acquiring the lock.
 struct CondWords {
   std::atomic<uint32_t> seq;
+  std::atomic<uint32_t> sleepers;
+  std::atomic<uint32_t> credits;
   uint32_t pad;
-  std::atomic<uint64_t> ws;
 };
-constexpr uint64_t kWaiter = uint64_t{1} << 32;
-inline uint32_t cond_waiting(uint64_t ws) { return static_cast<uint32_t>(ws >> 32); }
-inline uint32_t cond_tokens(uint64_t ws) { return static_cast<uint32_t>(ws); }
-// Takes a token (and the waiter's registration with it) if one is there.
-bool cond_take_token(CondWords* cw) {
-  uint64_t v = cw->ws.load(std::memory_order_seq_cst);
-  while (cond_tokens(v) > 0) {
-    if (cw->ws.compare_exchange_weak(v, v - kWaiter - 1, std::memory_order_seq_cst)) return true;
+// Takes one credit if there is one.
+bool cond_take_credit(CondWords* cw) {
+  uint32_t v = cw->credits.load(std::memory_order_seq_cst);
+  while (v > 0) {
+    if (cw->credits.compare_exchange_weak(v, v - 1, std::memory_order_seq_cst)) return true;
   }
   return false;
 }
@@ -370,7 +372,8 @@ int core_condition(lua_State* L) {
     auto seg = shm::Segment::create(32 + sizeof(SemLock));
     auto* cw = static_cast<CondWords*>(seg->data());
     cw->seq.store(0);
-    cw->ws.store(0);
+    cw->sleepers.store(0);
+    cw->credits.store(0);
     if (own_lock) {
       semlock::semlock_at(static_cast<char*>(seg->data()) + 32)->init(Kind::RLock, 0);
       push_semlock(L, seg, 32, Kind::RLock);
@@ -402,7 +405,8 @@ int condition_wait(lua_State* L) {
   auto* cw = static_cast<CondWords*>(u->words);
   return run_guarded(L, [&] {
     uint32_t depth = sl->depth;
-    cw->ws.fetch_add(kWaiter, std::memory_order_seq_cst);  // registered while holding the lock
+    cw->sleepers.fetch_add(1, std::memory_order_seq_cst);  // under the lock
+    uint32_t mine = cw->seq.load(std::memory_order_seq_cst);
     sl->depth = 1;
     sl->release();
     bool notified = false;
@@ -411,35 +415,41 @@ int condition_wait(lua_State* L) {
       uint32_t depth;
       CondWords* cw;
       bool* notified;
+      uint32_t* mine;
       ~Reacquire() {
-        if (!*notified) {
-          // Leave: take a token granted meanwhile (then we were notified
-          // after all), else just unregister.
-          if (cond_take_token(cw)) {
-            *notified = true;
-          } else {
-            cw->ws.fetch_sub(kWaiter, std::memory_order_seq_cst);
-          }
-        }
+        bool locked = true;
         try {
           sl->acquire(true, Deadline::never());
         } catch (...) {
           // A dead holder or Ctrl-C while re-acquiring: the error of the
           // wait itself (if any) is already on its way.
-          return;
+          locked = false;
         }
-        if (sl->type() == Kind::RLock) sl->depth = depth;
+        if (!*notified) {
+          // Leaving without a wake-up (timeout, Ctrl-C): with the lock held,
+          // no notify runs now.  A credit granted since we registered may be
+          // ours: take it; else give back our registration.
+          if (cw->seq.load(std::memory_order_seq_cst) != *mine && cond_take_credit(cw)) {
+            *notified = true;
+          } else {
+            cw->sleepers.fetch_sub(1, std::memory_order_seq_cst);
+          }
+        }
+        if (locked && sl->type() == Kind::RLock) sl->depth = depth;
       }
     };
     {
-      Reacquire reacquire{sl, depth, cw, &notified};
+      Reacquire reacquire{sl, depth, cw, &notified, &mine};
       for (;;) {
-        uint32_t seq = cw->seq.load(std::memory_order_seq_cst);
-        if (cond_take_token(cw)) {
-          notified = true;
-          break;
+        uint32_t now_seq = cw->seq.load(std::memory_order_seq_cst);
+        if (now_seq != mine) {
+          if (cond_take_credit(cw)) {
+            notified = true;
+            break;
+          }
+          mine = now_seq;  // that notify was for others
         }
-        if (!semlock::futex_wait(&cw->seq, seq, d)) break;  // deadline
+        if (!semlock::futex_wait(&cw->seq, mine, d)) break;  // deadline
       }
     }
     lua_pushboolean(L, notified);
@@ -452,15 +462,13 @@ int condition_notify_n(lua_State* L, int n) {
   SyncUd* u = check_self(L);
   owned_condition_lock(L, "notify");
   auto* cw = static_cast<CondWords*>(u->words);
-  uint64_t v = cw->ws.load(std::memory_order_seq_cst);
-  uint32_t k;
-  do {
-    uint32_t idle = cond_waiting(v) - cond_tokens(v);  // waiters without a token
-    k = static_cast<uint32_t>(n) < idle ? static_cast<uint32_t>(n) : idle;
-    if (k == 0) return 0;
-  } while (!cw->ws.compare_exchange_weak(v, v + k, std::memory_order_seq_cst));
+  uint32_t waiting = cw->sleepers.load(std::memory_order_seq_cst);
+  uint32_t m = static_cast<uint32_t>(n) < waiting ? static_cast<uint32_t>(n) : waiting;
+  if (m == 0) return 0;
+  cw->sleepers.fetch_sub(m, std::memory_order_seq_cst);
+  cw->credits.fetch_add(m, std::memory_order_seq_cst);  // before seq: a waiter seeing seq sees them
   cw->seq.fetch_add(1, std::memory_order_seq_cst);
-  semlock::futex_wake(&cw->seq, static_cast<int>(k));
+  semlock::futex_wake(&cw->seq, static_cast<int>(m));
   return 0;
 }
 int condition_notify(lua_State* L) {
@@ -479,8 +487,7 @@ int condition_tostring(lua_State* L) {
   }
   push_semlock_repr(L, sl);
   lua_pushfstring(L, "<Condition(%s, %d)>", lua_tostring(L, -1),
-                  static_cast<int>(cond_waiting(static_cast<CondWords*>(u->words)->ws.load()) -
-                                   cond_tokens(static_cast<CondWords*>(u->words)->ws.load())));
+                  static_cast<int>(static_cast<CondWords*>(u->words)->sleepers.load()));
   return 1;
 }
 

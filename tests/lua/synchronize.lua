@@ -187,6 +187,42 @@ do
   assert(woken.value == 3)
 end
 
+-- A producer and two consumers over one Condition: no wake-up is lost
+-- (a lost one would stall a consumer until its 10 s timeout).
+do
+  local cond = mp.Condition(mp.Lock())
+  local st = mp.RawArray("i", 3)  -- produced, consumed, done
+  local function consumer(c, s)
+    while true do
+      local g <close> = c:guard()
+      assert(c:wait_for(function() return s[1] > s[2] or s[3] == 1 end, 10), "consumer starved")
+      if s[1] > s[2] then
+        s[2] = s[2] + 1
+      elseif s[3] == 1 then
+        return
+      end
+    end
+  end
+  local cs = {start(consumer, cond, st), start(consumer, cond, st)}
+  local t0 = os.monotonic()
+  for _ = 1, 2000 do
+    local g <close> = cond:guard()
+    st[1] = st[1] + 1
+    cond:notify()
+  end
+  while true do
+    local g <close> = cond:guard()
+    if st[2] == 2000 then
+      st[3] = 1
+      cond:notify_all()
+      break
+    end
+    cond:wait(0.05)
+  end
+  for _, p in ipairs(cs) do assert(join(p) == 0) end
+  assert(st[2] == 2000 and os.monotonic() - t0 < 20, "took " .. (os.monotonic() - t0))
+end
+
 -- Ctrl-C (SIGINT) stops a child blocked in acquire: exit code 1.
 do
   local lock, ready = mp.Lock(), mp.Semaphore(0)
