@@ -6,6 +6,10 @@
 --   average number/sec: <rate>
 -- doubling <n> until one run takes about a second.  This is a small, fast
 -- version (a tenth of a second per benchmark) of the rows luamp can run:
+-- objects through an mp.Queue and a Pipe, sequence reads of a table, an
+-- mp.Array with and without its lock and a manager's list, acquire and
+-- release of mp.Lock, mp.RLock and a manager's Lock, and a Condition
+-- ping-pong between two processes (plus process starts, not in Python's);
 -- the timings are not checkable, so the expected output has {{int}} and
 -- {{num}} where they go; what is checked is that every benchmark runs and
 -- that what was sent arrived.  Python's rows for threads have no Lua
@@ -51,6 +55,32 @@ local function pipe_objects(n)
   return elapsed
 end
 
+-- Python: test_queuespeed.  The same through an mp.Queue; the child waits
+-- for the parent's Condition before it starts (Python's handshake), so the
+-- timing does not include the child's start.
+local function queue_objects(n)
+  local q, c = mp.Queue(), mp.Condition()
+  local p = mp.Process{target = function(queue, cond, count)
+    local s = string.rep("0", 256)
+    cond:acquire()
+    cond:notify()
+    cond:release()
+    for _ = 1, count do queue:put(s) end
+    queue:put("STOP")
+  end, args = {q, c, n}}
+  c:acquire()
+  p:start()
+  c:wait(30)
+  c:release()
+  local t = os.monotonic()
+  local got = 0
+  while q:get(true, 30) ~= "STOP" do got = got + 1 end
+  local elapsed = os.monotonic() - t
+  p:join()
+  assert(got == n, "lost objects")
+  return elapsed
+end
+
 -- The same with raw bytes: send_bytes/recv_bytes skip the codec.
 local function pipe_bytes(n)
   local a, b = mp.Pipe()
@@ -79,6 +109,67 @@ local function table_reads(n)
   for _ = 1, n do sum = sum + seq[6] end
   local elapsed = os.monotonic() - t
   assert(sum == 5 * n)
+  return elapsed
+end
+
+-- Python: test_seqspeed on an mp.Array, without and with its lock.
+local function array_reads(lock)
+  return function(n)
+    local arr = mp.Array("i", {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {lock = lock})
+    local sum = 0
+    local t = os.monotonic()
+    if lock then
+      for _ = 1, n do
+        local _ <close> = arr:get_lock():guard()
+        sum = sum + arr[6]
+      end
+    else
+      for _ = 1, n do sum = sum + arr[6] end
+    end
+    local elapsed = os.monotonic() - t
+    assert(sum == 5 * n)
+    return elapsed
+  end
+end
+
+-- Python: test_lockspeed on mp.Lock and mp.RLock.
+local function lock_speed(make)
+  return function(n)
+    local l = make()
+    local t = os.monotonic()
+    for _ = 1, n do
+      l:acquire()
+      l:release()
+    end
+    return os.monotonic() - t
+  end
+end
+
+-- Python: test_conditionspeed.  A child and the parent notify each other
+-- in turn: one iteration is a round trip of two wake-ups.
+local function condition_pingpong(n)
+  local c = mp.Condition()
+  local p = mp.Process{target = function(cond, count)
+    cond:acquire()
+    cond:notify()
+    for _ = 1, count do
+      cond:wait(30)
+      cond:notify()
+    end
+    cond:release()
+  end, args = {c, n}}
+  c:acquire()
+  p:start()
+  c:wait(30)
+  local t = os.monotonic()
+  for _ = 1, n do
+    c:notify()
+    c:wait(30)
+  end
+  local elapsed = os.monotonic() - t
+  c:release()
+  p:join(30)
+  assert(p.exitcode == 0)
   return elapsed
 end
 
@@ -122,12 +213,24 @@ local function process_starts(n)
   return os.monotonic() - t
 end
 
+print("\t######## testing mp.Queue")
+benchmark("objects passed through the queue", queue_objects)
 print("\t######## testing objects through a pipe")
 benchmark("objects passed through connection", pipe_objects)
 print("\t######## testing bytes through a pipe")
 benchmark("messages passed through connection", pipe_bytes)
 print("\t######## testing sequence access")
 benchmark("iterations reading seq[6] of a table", table_reads)
+print("\t######## testing sequence access of mp.Array (lock=false)")
+benchmark("iterations reading seq[6] of an Array", array_reads(false))
+print("\t######## testing sequence access of mp.Array (lock=true)")
+benchmark("iterations reading seq[6] of an Array under its lock", array_reads(true))
+print("\t######## testing mp.Lock")
+benchmark("iterations of acquire() and release()", lock_speed(mp.Lock))
+print("\t######## testing mp.RLock")
+benchmark("iterations of acquire() and release()", lock_speed(mp.RLock))
+print("\t######## testing mp.Condition")
+benchmark("round trips of notify() and wait()", condition_pingpong)
 do
   local m <close> = mp.Manager()
   print("\t######## testing sequence access through a manager")

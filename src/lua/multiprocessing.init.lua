@@ -89,7 +89,7 @@ end
 do
   local pool = require "multiprocessing.pool"
   mp.Pool = function(opts) return pool.new_pool(nil, opts) end
-  mp.pool = {Pool = mp.Pool, AsyncResult = pool.AsyncResult, MapResult = pool.MapResult,
+  mp.pool = {Pool = pool.Pool, AsyncResult = pool.AsyncResult, MapResult = pool.MapResult,
              IMapIterator = pool.IMapIterator}
   context.bind("Pool", function(method)
     return function(opts) return pool.new_pool(method, opts) end

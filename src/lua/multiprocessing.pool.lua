@@ -101,9 +101,11 @@ local function worker_main(conn, slotconn, initializer, initargs, maxtasks)
   local slot = core.pool_slot(slotconn)
   slotconn:close()
   local wname = process.current_process().name
+  slot:start(-1)  -- "in the initializer", until it returns
   if initializer ~= nil then
     initializer(unpack(initargs, 1, count_args(initargs)))
   end
+  slot:start(0)
   local funcs = {}
   local done = 0   -- chunks started (and, between chunks, finished)
   -- The chunk being run.  One protected call runs its items until one
@@ -154,7 +156,9 @@ local function worker_main(conn, slotconn, initializer, initargs, maxtasks)
     end
     -- A record is one chunk {fid, star, first, items, n}, or a run of
     -- consecutive chunks of one job {fid, star, first, items, total, cs}:
-    -- chunks of cs items (the last may be shorter), answered one by one.
+    -- chunks of cs items (the last may be shorter), answered one by one;
+    -- with a 7th field true, a run of apply tasks (each its job's task
+    -- `first`).
     for i = 1, #batch do
       local c = batch[i]
       local first0, total = c[3], c[5]
@@ -166,7 +170,7 @@ local function worker_main(conn, slotconn, initializer, initargs, maxtasks)
       while o < total do
         local n = total - o
         if n > cs then n = cs end
-        local first = first0 + o
+        local first = c[7] and first0 or first0 + o
         values, k, base, last = {}, o, o, o + n
         o = o + n
         local errs = nil
@@ -396,6 +400,11 @@ end
 local Pool = class.new("Pool")
 M.Pool = Pool
 
+-- mp.pool.Pool(...) is mp.Pool(...) (the default start method).
+function Pool:new(opts)
+  return M.new_pool(nil, opts)
+end
+
 local function check_callable(f, fname, argn)
   local t = type(f)
   if t == "function" then return end
@@ -532,7 +541,9 @@ function Pool:_submit(job)
   self._feed_tail = self._feed_tail + 1
   self._feed[self._feed_tail] = job
   -- Keep idle workers busy without a syscall per submission otherwise.
-  for _, w in ipairs(self._workers) do
+  local workers = self._workers
+  for i = 1, #workers do
+    local w = workers[i]
     if w.qhead > w.qtail then
       self:_dispatch()
       break
@@ -572,10 +583,11 @@ function Pool:_window()
   return w
 end
 
--- The message for a batch of chunks: consecutive small chunks of one job
--- become one run record {fid, star, first, items, total, cs} (see
--- worker_main), so a map with chunksize 1 encodes a few tables per batch
--- instead of two per task.  The owner keeps its per-chunk records.
+-- The message for a batch of chunks: consecutive small chunks of one job,
+-- or consecutive apply tasks of one function, become one run record
+-- {fid, star, first, items, total, cs [, apply]} (see worker_main), so a map
+-- with chunksize 1 encodes a few tables per batch instead of two per task.
+-- The owner keeps its per-chunk records.
 function merge_runs(b, jobs)
   local nb = #b
   if nb < 2 then return b end
@@ -585,11 +597,15 @@ function merge_runs(b, jobs)
     local c = b[i]
     local cs = c[5]
     local j, total = i, cs
+    -- apply_async chunks: one task each, each its job's task 1
+    local apply = cs == 1 and c[3] == 1 and getmetatable(jobs[i]) == AsyncResult
     if type(c[4]) == "table" and cs <= 8 then
       while j < nb do
         local d = b[j + 1]
-        if jobs[j + 1] ~= jobs[i] or d[1] ~= c[1] or d[2] ~= c[2] or d[3] ~= c[3] + total
-            or type(d[4]) ~= "table" or d[5] > cs or b[j][5] ~= cs then
+        if d[1] ~= c[1] or d[2] ~= c[2] or type(d[4]) ~= "table" then break end
+        if apply then
+          if d[3] ~= 1 or d[5] ~= 1 or getmetatable(jobs[j + 1]) ~= AsyncResult then break end
+        elseif jobs[j + 1] ~= jobs[i] or d[3] ~= c[3] + total or d[5] > cs or b[j][5] ~= cs then
           break
         end
         j = j + 1
@@ -603,7 +619,7 @@ function merge_runs(b, jobs)
         table.move(e[4], 1, e[5], pos + 1, all)
         pos = pos + e[5]
       end
-      msg[#msg + 1] = {c[1], c[2], c[3], pool_pack(all, 1, total) or all, total, cs}
+      msg[#msg + 1] = {c[1], c[2], c[3], pool_pack(all, 1, total) or all, total, cs, apply or nil}
       i = j + 1
     else
       msg[#msg + 1] = c
@@ -747,6 +763,7 @@ end
 -- A worker's sentinel fired: collect what it sent, fail the chunk it was
 -- running, hand its unstarted chunks to others, and replace it.
 function Pool:_on_exit(w)
+  if self._state == "TERMINATE" then return end  -- shut down meanwhile
   while true do
     local msgs, eof = w.ch:recv()
     if msgs then self:_on_answers(w, msgs) end
@@ -766,6 +783,7 @@ function Pool:_on_exit(w)
   -- started and finished (its answers to finished ones may be lost).
   local started, finished = w.ch:progress()
   local running = started and started > finished and started or nil
+  local in_init = started == -1
   M._live_channels[w.ch] = nil
   w.ch:close()
   pcall(w.proc.close, w.proc)
@@ -799,6 +817,20 @@ function Pool:_on_exit(w)
   end
   for _, x in ipairs(self._retry) do retry[#retry + 1] = x end
   self._retry = retry
+  if in_init then
+    -- The initializer failed (its traceback went to stderr).  Python's pool
+    -- would start workers that fail forever; after 3 in a row this one
+    -- gives up and fails what is pending instead of hanging.
+    self._init_failures = (self._init_failures or 0) + 1
+    if self._init_failures >= 3 then
+      util.debug("initializer failed 3 times: terminating the pool")
+      self:_shutdown(string.format("the pool's initializer failed in %d workers in a row "
+        .. "(the last, %s, %s; its traceback is on stderr)", self._init_failures, w.name, how))
+      return
+    end
+  else
+    self._init_failures = 0
+  end
   if self._state ~= "TERMINATE" and (self._state == "RUN" or self:_has_work()) then
     self:_start_worker()
   end
@@ -970,8 +1002,8 @@ function Pool:apply_async(f, args, callback, error_callback)
   end
   opt_callable(callback, "apply_async", 3)
   opt_callable(error_callback, "apply_async", 4)
-  local e = self:_fid(f)
-  local job = AsyncResult(self, callback, error_callback, e[2], {e[1], true, 1, {args or {}}, 1})
+  local e = self._fids[f] or self:_fid(f)
+  local job = AsyncResult.new(AsyncResult, self, callback, error_callback, e[2], {e[1], true, 1, {args or {}}, 1})
   return self:_submit(job)
 end
 
@@ -1016,6 +1048,12 @@ end
 -- ProcessError) instead of waiting forever.
 function Pool:terminate()
   self:_check_owner("terminate")
+  self:_shutdown("the pool was terminated before the task finished")
+end
+
+-- Stops the workers and fails every unfinished result with
+-- ProcessError(message).
+function Pool:_shutdown(message)
   if self._state == "TERMINATE" then return end
   self._state = "TERMINATE"
   util.debug("terminating pool")
@@ -1039,7 +1077,7 @@ function Pool:terminate()
   local jobs = self._jobs
   self._jobs = {}
   for _, job in pairs(jobs) do
-    local err = errors.ProcessError("the pool was terminated before the task finished")
+    local err = errors.ProcessError(message)
     if getmetatable(job) == IMapIterator then
       job._terminated = err
       job._total = job._total or (job._arrived + 0)

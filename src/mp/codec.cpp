@@ -106,21 +106,36 @@ class PtrMap {
     }
   }
 
- private:
   static size_t hash(const void* p) {
     uint64_t x = reinterpret_cast<uintptr_t>(p);
     x ^= x >> 29;
     x *= 0xbf58476d1ce4e5b9ULL;
     return static_cast<size_t>(x ^ (x >> 32));
   }
-  void grow() {
-    std::vector<const void*> old_keys(keys_.empty() ? 32 : keys_.size() * 2, nullptr);
+  // Makes room for `more` keys beyond those present in one rehash.
+  void reserve(size_t more) {
+    size_t want = keys_.empty() ? 32 : keys_.size();
+    while ((count_ + more + 1) * 2 > want) want *= 2;
+    if (want != keys_.size()) grow(want);
+  }
+  size_t size() const { return count_; }
+
+ private:
+  void grow(size_t size = 0) {
+    if (size == 0) size = keys_.empty() ? 32 : keys_.size() * 2;
+    std::vector<const void*> old_keys(size, nullptr);
     std::vector<uint32_t> old_vals(old_keys.size());
     old_keys.swap(keys_);
     old_vals.swap(vals_);
-    count_ = 0;
-    for (size_t i = 0; i < old_keys.size(); ++i)
-      if (old_keys[i] != nullptr) put(old_keys[i], old_vals[i]);
+    // The keys are distinct: each goes to the first free slot of its probe.
+    size_t mask = keys_.size() - 1;
+    for (size_t i = 0; i < old_keys.size(); ++i) {
+      if (old_keys[i] == nullptr) continue;
+      size_t j = hash(old_keys[i]) & mask;
+      while (keys_[j] != nullptr) j = (j + 1) & mask;
+      keys_[j] = old_keys[i];
+      vals_[j] = old_vals[i];
+    }
   }
   std::vector<const void*> keys_;
   std::vector<uint32_t> vals_;
@@ -280,6 +295,12 @@ struct Unsendable {
 };
 
 class Encoder {
+  static constexpr size_t kKeyCacheSize = 64;  // a power of two
+  struct KeySlot {
+    const char* s;
+    uint32_t number;
+  };
+
  public:
   Encoder(lua_State* L, std::string& out, EncodeContext& ctx)
       : L_(L), s_(out), pos_(out.size()), ctx_(ctx) {}
@@ -452,15 +473,39 @@ class Encoder {
 
   // Emits T_STRREF for a string already numbered (flagging its first
   // appearance) and returns true; else numbers the one about to be written.
+  // A small direct-mapped cache by pointer sits in front of strings_: the
+  // records of a message repeat the same few keys.
   bool string_ref(const char* s) {
-    int64_t found = strings_.find(s);
-    if (found >= 0) {
-      s_[string_pos_[static_cast<size_t>(found)]] |= static_cast<char>(kMemoFlag);
-      put_byte(T_STRREF);
-      put_varint(static_cast<uint64_t>(found));
+    KeySlot& slot = key_cache_[(reinterpret_cast<uintptr_t>(s) >> 4) & (kKeyCacheSize - 1)];
+    if (slot.s == s) {
+      put_string_ref(slot.number);
       return true;
     }
-    strings_.put(s, static_cast<uint32_t>(string_pos_.size()));
+    return string_ref_slow(s, slot);
+  }
+  void put_string_ref(uint32_t number) {
+    s_[string_pos_[number]] |= static_cast<char>(kMemoFlag);
+    char* p = room(6);
+    p[0] = static_cast<char>(T_STRREF);
+    size_t i = 1;
+    while (number >= 0x80) {
+      p[i++] = static_cast<char>((number & 0x7f) | 0x80);
+      number >>= 7;
+    }
+    p[i++] = static_cast<char>(number);
+    pos_ += i;
+  }
+  // string_ref for a string not in the cache slot it maps to.
+  [[gnu::noinline]] bool string_ref_slow(const char* s, KeySlot& slot) {
+    int64_t found = strings_.find(s);
+    if (found >= 0) {
+      slot = {s, static_cast<uint32_t>(found)};
+      put_string_ref(static_cast<uint32_t>(found));
+      return true;
+    }
+    uint32_t number = static_cast<uint32_t>(string_pos_.size());
+    strings_.put(s, number);
+    slot = {s, number};
     string_pos_.push_back(pos_);
     return false;
   }
@@ -539,7 +584,8 @@ class Encoder {
     lua_pop(L_, 2);
   }
 
-  void table(int idx) {
+  // Out of line, as lfunction and userdata: value() stays small for scalars.
+  [[gnu::noinline]] void table(int idx) {
     idx = lua_absindex(L_, idx);
     const void* p = lua_topointer(L_, idx);
     if (p == globals_) {
@@ -608,13 +654,18 @@ class Encoder {
     int key = 0;
     bool as_key = false;
     try {
+      int slot = lua_gettop(L_) + 1;  // where lua_rawgeti leaves t[i]
       for (; i <= n; ++i) {
-        lua_rawgeti(L_, idx, i);
-        value(lua_gettop(L_));
+        if (lua_rawgeti(L_, idx, i) == LUA_TTABLE && i == 1 && n > 1) {
+          // A list of tables (records, rows): number them all without
+          // rehashing the object map again and again on the way.
+          objects_.reserve(static_cast<size_t>(n < kReserveMax ? n : kReserveMax));
+        }
+        value(slot);
         lua_pop(L_, 1);
       }
       uint32_t count = 0;
-      int top = lua_gettop(L_) + 2;  // where lua_next leaves the value
+      int top = slot + 1;  // where lua_next leaves the value
       lua_pushnil(L_);
       while (lua_next(L_, idx) != 0) {
         key = top - 1;
@@ -656,7 +707,7 @@ class Encoder {
     return 0;
   }
 
-  void lfunction(int idx) {
+  [[gnu::noinline]] void lfunction(int idx) {
     idx = lua_absindex(L_, idx);
     const void* p = lua_topointer(L_, idx);
     if (reference(p)) return;
@@ -714,7 +765,7 @@ class Encoder {
     lua_pop(L_, 1);
   }
 
-  void userdata(int idx) {
+  [[gnu::noinline]] void userdata(int idx) {
     idx = lua_absindex(L_, idx);
     const void* p = lua_topointer(L_, idx);
     if (reference(p)) return;
@@ -758,6 +809,7 @@ class Encoder {
   // Object map values: an index, or a module or a registered class (kModule
   // or kClass | index into module_names_), or an object whose __reduce is
   // running (kPending).
+  static constexpr lua_Integer kReserveMax = 1 << 16;  // object map hint, in entries
   static constexpr uint32_t kPending = 0x80000000u;
   static constexpr uint32_t kModule = 0x40000000u;
   static constexpr uint32_t kClass = 0x20000000u;
@@ -773,6 +825,7 @@ class Encoder {
   std::vector<size_t> object_pos_;  // where each object's tag is
   PtrMap strings_;
   std::vector<size_t> string_pos_;  // where each key string's tag is
+  KeySlot key_cache_[kKeyCacheSize] = {};  // string -> number, a subset of strings_
   // The first function (and its upvalue number) each upvalue was sent with.
   struct UpvalueOwner {
     uint32_t function;
@@ -900,14 +953,19 @@ class Decoder {
   void run() {
     int top = lua_gettop(L_);
     try {
-      if (!lua_checkstack(L_, 8)) throw Failure::plain("corrupt message: Lua stack overflow");
+      // The memo slots below come on top of the LUA_MINSTACK free slots
+      // that the decoding steps count on between their own checks.
+      if (!lua_checkstack(L_, LUA_MINSTACK + 2 + kStackStrings)) throw Failure::plain("corrupt message: Lua stack overflow");
       if (p_ == end_) bad("empty");
       uint8_t version = *p_++;
       if (version != kVersion) bad("unknown version " + std::to_string(version));
-      lua_newtable(L_);
-      objects_ = lua_gettop(L_);
-      lua_newtable(L_);
-      strings_ = lua_gettop(L_);
+      // Stack slots: the object memo and the string memo tables (made when
+      // first needed: most messages need neither), then the first
+      // kStackStrings memo strings themselves, cheaper to reach than t[i].
+      objects_ = top + 1;
+      strings_ = top + 2;
+      string_slots_ = top + 3;
+      lua_settop(L_, top + 2 + static_cast<int>(kStackStrings));
       value();
       if (p_ != end_) bad("trailing bytes");
       lua_replace(L_, objects_);
@@ -937,6 +995,7 @@ class Decoder {
     return v;
   }
   uint64_t varint() {
+    if (p_ < end_ && *p_ < 0x80) return *p_++;  // one byte: the usual case
     uint64_t v = 0;
     for (int shift = 0; shift < 64; shift += 7) {
       uint8_t b = byte();
@@ -967,8 +1026,22 @@ class Decoder {
   // Keeps the object at idx in the memo when its tag was flagged.
   void set_slot(uint32_t slot, int idx) {
     if (!memo_) return;
+    idx = lua_absindex(L_, idx);
+    if (!have_objects_) {
+      lua_newtable(L_);
+      lua_replace(L_, objects_);
+      have_objects_ = true;
+    }
     lua_pushvalue(L_, idx);
     lua_rawseti(L_, objects_, slot);
+  }
+  // Pushes memo object number i (0-based), nil if it was not kept.
+  int push_object(uint64_t i) {
+    if (!have_objects_) {
+      lua_pushnil(L_);
+      return LUA_TNIL;
+    }
+    return lua_rawgeti(L_, objects_, static_cast<lua_Integer>(i + 1));
   }
 
   // Pushes a string value read from a string tag (for names), or throws.
@@ -997,20 +1070,40 @@ class Decoder {
         p_ += n;
         if (nstrings_ == UINT32_MAX) bad("too many strings");
         ++nstrings_;
-        if (tag & kMemoFlag) {
-          lua_pushvalue(L_, -1);
-          lua_rawseti(L_, strings_, nstrings_);
-        }
+        if (tag & kMemoFlag) keep_string(nstrings_ - 1);
         return true;
       }
-      case T_STRREF: {
-        uint64_t i = varint();
-        if (i >= nstrings_ || lua_rawgeti(L_, strings_, static_cast<lua_Integer>(i + 1)) != LUA_TSTRING)
-          bad("bad string reference");
-        return true;
-      }
+      case T_STRREF: string_ref(); return true;
       default: return false;
     }
+  }
+
+  // Keeps the string on top as memo string number i (0-based).
+  void keep_string(uint32_t i) {
+    lua_pushvalue(L_, -1);
+    if (i < kStackStrings) {
+      lua_replace(L_, string_slots_ + static_cast<int>(i));
+      kept_in_slots_ |= uint64_t{1} << i;
+      return;
+    }
+    if (!have_strings_) {
+      lua_newtable(L_);
+      lua_replace(L_, strings_);
+      have_strings_ = true;
+    }
+    lua_rawseti(L_, strings_, static_cast<lua_Integer>(i) + 1);
+  }
+  // After a T_STRREF tag: pushes the memo string it names.
+  void string_ref() {
+    uint64_t i = varint();
+    if (i >= nstrings_) bad("bad string reference");
+    if (i < kStackStrings) {
+      if (!(kept_in_slots_ & (uint64_t{1} << i))) bad("bad string reference");
+      lua_pushvalue(L_, string_slots_ + static_cast<int>(i));
+      return;
+    }
+    if (!have_strings_ || lua_rawgeti(L_, strings_, static_cast<lua_Integer>(i + 1)) != LUA_TSTRING)
+      bad("bad string reference");
   }
 
   void value() {
@@ -1085,7 +1178,7 @@ class Decoder {
       case T_REF: {
         uint64_t i = varint();
         if (i >= nobjects_) bad("bad reference");
-        if (lua_rawgeti(L_, objects_, static_cast<lua_Integer>(i + 1)) == LUA_TNIL)
+        if (push_object(i) == LUA_TNIL)
           bad("reference to an object still being rebuilt");
         return;
       }
@@ -1147,7 +1240,10 @@ class Decoder {
     for (uint32_t i = 0; i < nhash; ++i) {
       // Keys are mostly strings, which need no check.
       uint8_t tag = left() > 0 ? *p_ : 0;
-      if (tag == T_STRREF || tag == T_KEYSTR || tag == (T_KEYSTR | kMemoFlag)) {
+      if (tag == T_STRREF) {
+        ++p_;
+        string_ref();
+      } else if (tag == T_KEYSTR || tag == (T_KEYSTR | kMemoFlag)) {
         ++p_;
         string_tag(tag);
       } else {
@@ -1248,7 +1344,7 @@ class Decoder {
         uint64_t fi = varint();
         int n = byte();
         if (fi >= nobjects_) bad("bad upvalue reference");
-        lua_rawgeti(L_, objects_, static_cast<lua_Integer>(fi + 1));  // nil unless flagged
+        push_object(fi);  // nil unless flagged
         if (lua_type(L_, -1) != LUA_TFUNCTION || lua_iscfunction(L_, -1) || n < 1 ||
             lua_getupvalue(L_, -1, n) == nullptr)
           bad("bad upvalue reference");
@@ -1294,8 +1390,13 @@ class Decoder {
   const uint8_t* p_;
   const uint8_t* end_;
   DecodeContext& ctx_;
-  int objects_ = 0;
-  int strings_ = 0;
+  static constexpr uint32_t kStackStrings = 32;  // at most 64 (kept_in_slots_)
+  int objects_ = 0;        // stack slot of the object memo table
+  bool have_objects_ = false;
+  int strings_ = 0;        // stack slot of the memo table of strings kStackStrings and up
+  bool have_strings_ = false;
+  int string_slots_ = 0;   // first of kStackStrings stack slots for the first strings
+  uint64_t kept_in_slots_ = 0;  // bit i: string number i is in its stack slot
   uint32_t nobjects_ = 0;
   uint32_t nstrings_ = 0;
   int depth_ = 0;

@@ -680,20 +680,19 @@ int family_of(lua_State* L, int arg, const char* name, int addr_idx) {
 
 const char* family_name(int family) { return family == AF_INET ? "AF_INET" : "AF_UNIX"; }
 
-// Reads the address at idx for `family` into `out` (resolving host names).
-// A Lua error on misuse; Failure for a name that does not resolve is
-// thrown only inside run_guarded by resolve_inet.
+// An AF_INET address as read from Lua: plain pointers into strings the
+// caller keeps on the stack (no C++ object may be alive when an argument
+// check raises).  Resolved inside run_guarded by resolve_inet.
 struct InetSpec {
-  std::string host;
+  const char* host = "127.0.0.1";
   lua_Integer port = 0;
 };
 
+// Checks the {host, port} table at idx (nil: 127.0.0.1, port 0).  The host
+// string stays alive in that table.
 InetSpec check_inet(lua_State* L, int idx, int arg) {
   InetSpec spec;
-  if (lua_isnoneornil(L, idx)) {
-    spec.host = "127.0.0.1";
-    return spec;
-  }
+  if (lua_isnoneornil(L, idx)) return spec;
   if (!lua_istable(L, idx)) luaL_argerror(L, arg, "AF_INET address must be a table {host, port}");
   lua_geti(L, idx, 1);
   lua_geti(L, idx, 2);
@@ -713,18 +712,18 @@ SockAddr resolve_inet(const InetSpec& spec) {
   sin->sin_family = AF_INET;
   sin->sin_port = htons(static_cast<uint16_t>(spec.port));
   a.len = sizeof(struct sockaddr_in);
-  if (spec.host.empty()) {
+  if (spec.host[0] == '\0') {
     sin->sin_addr.s_addr = htonl(INADDR_ANY);
     return a;
   }
-  if (inet_pton(AF_INET, spec.host.c_str(), &sin->sin_addr) == 1) return a;
+  if (inet_pton(AF_INET, spec.host, &sin->sin_addr) == 1) return a;
   struct addrinfo hints {};
   hints.ai_family = AF_INET;
   hints.ai_socktype = SOCK_STREAM;
   struct addrinfo* res = nullptr;
-  int rc = getaddrinfo(spec.host.c_str(), nullptr, &hints, &res);
+  int rc = getaddrinfo(spec.host, nullptr, &hints, &res);
   if (rc != 0 || res == nullptr) {
-    Failure f = Failure::of("OSError", "getaddrinfo: " + spec.host + ": " + gai_strerror(rc));
+    Failure f = Failure::of("OSError", std::string("getaddrinfo: ") + spec.host + ": " + gai_strerror(rc));
     f.error_number = 0;
     throw f;
   }
@@ -1111,14 +1110,13 @@ int mp_client(lua_State* L) {
   if (lua_isnoneornil(L, 1)) luaL_argerror(L, 1, "address expected");
   int family = family_of(L, 2, fam_name, 1);
   InetSpec inet;
-  std::string path;
+  const char* path_data = nullptr;
+  size_t path_len = 0;
   if (family == AF_INET) {
     inet = check_inet(L, 1, 1);
   } else {
     if (lua_type(L, 1) != LUA_TSTRING) luaL_argerror(L, 1, "AF_UNIX address must be a path string");
-    size_t n;
-    const char* s = lua_tolstring(L, 1, &n);
-    path.assign(s, n);
+    path_data = lua_tolstring(L, 1, &path_len);
   }
   push_authkey_arg(L, key_idx, key_idx);
   bool has_key = lua_isstring(L, -1);
@@ -1126,6 +1124,7 @@ int mp_client(lua_State* L) {
   const char* kdata = has_key ? lua_tolstring(L, -1, &klen) : nullptr;
   Conn* c = new_conn(L);
   return run_guarded(L, [&] {
+    std::string path = path_data ? std::string(path_data, path_len) : std::string();
     SockAddr addr = family == AF_INET ? resolve_inet(inet) : unix_address(path);
     UniqueFd sock(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!sock) throw Failure::os("socket", errno);

@@ -51,7 +51,6 @@
 #include "mp/lua_util.h"
 #include "mp/pool.h"
 #include "mp/system.h"
-#include "mp/unique.h"
 
 namespace luamp {
 namespace {
@@ -396,6 +395,12 @@ int pool_poll(lua_State* L) {
     luaL_checkinteger(L, -1);
     lua_pop(L, 1);
   }
+  if (has_owner) {
+    // Make the field now, so that setting it on Ctrl-C (below, with C++
+    // objects alive) cannot need memory and so cannot raise.
+    lua_pushboolean(L, 0);
+    lua_setfield(L, 5, "_interrupted");
+  }
   lua_newtable(L);
   int result = lua_gettop(L);
   return run_guarded(L, [&] {
@@ -426,7 +431,7 @@ int pool_poll(lua_State* L) {
         for (pid_t pid : pids)
           if (pid > 0) ::kill(pid, SIGKILL);
         // Tell the pool (no Lua code can run until the interrupt is over):
-        // its next call terminates it properly.
+        // its next call terminates it properly.  The field exists already.
         if (has_owner) {
           lua_pushboolean(L, 1);
           lua_setfield(L, 5, "_interrupted");

@@ -1,6 +1,7 @@
 -- Keeps the docs' cross-references true: every relative link in docs/**.md
--- points to a file of the repository, and every tutorial or exercise file
--- that the course pages (docs/course/) and the tutorial index name exists.
+-- points to a file of the repository, every tutorial or exercise file that
+-- the course pages (docs/course/) and the tutorial index name exists, and
+-- every tutorial has a row in the index (tutorials/README.md).
 -- Run from tests/lua (ctest's working directory); reads only the repository.
 local root = "../.."
 
@@ -59,9 +60,17 @@ for _, page in ipairs(pages) do
   end
 end
 
--- The tutorial index names only tutorials that exist.
+-- The tutorial index names only tutorials that exist, and every tutorial
+-- has its row.
 local index = read(root .. "/tutorials/README.md")
 if index then
+  local ls = assert(io.popen("ls " .. root .. "/tutorials"))
+  for f in ls:lines() do
+    if f:match("^%d%d_[%w_]+%.lua$") and not index:find("(" .. f .. ")", 1, true) then
+      problem("tutorials/README.md: no row for %s", f)
+    end
+  end
+  ls:close()
   for name in index:gmatch("%]%((%d%d_[%w_]+%.lua)%)") do
     if not exists(root .. "/tutorials/" .. name) then problem("tutorials/README.md: links a missing file: %s", name) end
   end

@@ -226,12 +226,47 @@ do
   assert(#mp.active_children() == 0)
 end
 
+-- Workers start, and run their initializer, when the pool is made (before
+-- any task).
+do
+  local q = mp.Queue()
+  local pool <close> = mp.Pool{processes = 2, initializer = function(qq) qq:put(os.getpid()) end,
+                               initargs = {q}}
+  local a, b = q:get(true, 20), q:get(true, 20)
+  local pids = pool:_worker_pids()
+  assert((a == pids[1] and b == pids[2]) or (a == pids[2] and b == pids[1]), repr{a, b, pids})
+end
+
 -- initializer / initargs run in each worker when it starts.
 do
   local pool <close> = mp.Pool{processes = 2, initializer = function(a, b) _G.INIT = a .. b end,
                                initargs = {"x", "y"}}
   local got = pool:map(function() return _G.INIT end, {1, 2, 3, 4}, 1)
   assert(same(got, {"xy", "xy", "xy", "xy"}), repr(got))
+end
+
+-- Messages larger than the socket buffers, both ways, several in flight:
+-- the owner never blocks in a write while a worker blocks writing back.
+do
+  local pool <close> = mp.Pool(2)
+  local big = {}
+  for i = 1, 6 do big[i] = string.rep(string.char(64 + i), 3 * 1024 * 1024) end
+  local r = pool:map(function(s) return s .. s end, big, 1)
+  for i = 1, 6 do assert(#r[i] == 6 * 1024 * 1024 and r[i]:sub(-1) == string.char(64 + i)) end
+end
+
+-- An initializer that fails: the pool gives up after 3 workers in a row
+-- instead of restarting workers forever (the tracebacks on stderr are
+-- expected).
+do
+  local pool <close> = mp.Pool{processes = 2, initializer = function()
+    error("expected failure of an initializer, ignore this traceback")
+  end}
+  local t0 = os.monotonic()
+  local err = check_error("initializer failed", pool.map, pool, square, {1, 2, 3})
+  assert(mp.isinstance(err, mp.ProcessError))
+  assert(os.monotonic() - t0 < 20)
+  check_error("Pool not running", pool.apply, pool, square, {1})
 end
 
 -- maxtasksperchild: workers are replaced (pids change), results stay right.

@@ -49,6 +49,12 @@ assert(count == 1, "expected one 'interrupted!' error, stderr was:\n" .. err)
 local deadline = os.monotonic() + 3
 while (alive(w1) or alive(w2)) and os.monotonic() < deadline do os.sleep(0.05) end
 assert(not alive(w1) and not alive(w2), "a worker survived the interrupt")
+-- nothing in /dev/shm from the interrupted program
+local ls = io.popen("ls /dev/shm")
+for name in ls:lines() do
+  assert(not name:find("^luamp%-" .. owner .. "%-"), "shared memory left: " .. name)
+end
+ls:close()
 os.remove(script)
 os.remove(errfile)
 print("pool_interrupt passed (" .. method .. ")")

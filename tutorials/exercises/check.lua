@@ -84,8 +84,35 @@ total:	1000]],
     timeout_hint = "recv() on a connection that has already answered waits forever: remove " ..
                    "a reader from the pending list once it has answered",
   },
+  [5] = {
+    file = "05_counter_race.lua", session = 3,
+    title = "a shared counter that loses updates",
+    methods = {"fork", "spawn"}, timeout = 30,
+    expected = [[counter:	8000]],
+    source = {
+      {any = {"get_lock%(", ":guard%(", ":acquire%("}, hint = "hold the Value's lock around the " ..
+                                                            "update: local _ <close> = counter:get_lock():guard()"},
+    },
+    hints = {
+      ["counter"] = "the lock must cover the read and the write together, in every process " ..
+                    "(a lock taken only around the write still loses updates)",
+    },
+  },
   [6] = {
-    file = "06_parallel_primes.lua", session = 4,
+    file = "06_shared_block.lua", session = 3,
+    title = "a named block, cleaned up",
+    methods = {"fork", "spawn"}, timeout = 20,
+    expected = [[
+values:	42	-7
+unlinked:	true]],
+    hints = {
+      ["values"] = "in the child: local block = SharedMemory{name = name}; " ..
+                   "block.buf:write(1, string.pack(\"<i8i8\", 42, -7)); block:close()",
+      ["unlinked"] = "the creator calls block:close() and then block:unlink(), once",
+    },
+  },
+  [7] = {
+    file = "07_parallel_primes.lua", session = 4,
     title = "split work over processes by hand",
     methods = {"fork", "spawn"}, timeout = 30,
     expected = [[
@@ -101,8 +128,8 @@ time:	{{num}}]],
       ["processes used"] = "count each child you start (and really give it a chunk)",
     },
   },
-  [7] = {
-    file = "07_pool_primes.lua", session = 4,
+  [8] = {
+    file = "08_pool_primes.lua", session = 4,
     title = "the same count with a Pool",
     methods = {"fork", "spawn"}, timeout = 30,
     expected = [[
@@ -118,8 +145,8 @@ time:	{{num}}]],
       ["tasks"] = "make TASKS ranges; map returns one result per range, in order",
     },
   },
-  [8] = {
-    file = "08_echo_server.lua", session = 5,
+  [9] = {
+    file = "09_echo_server.lua", session = 5,
     title = "an upper-casing server with an authkey",
     methods = {"fork", "spawn"}, timeout = 15,
     expected = [[
@@ -139,8 +166,8 @@ server exit code:	0]],
     timeout_hint = "one side waits for the other: does the client send nil at the end, and " ..
                    "does the server stop at nil?",
   },
-  [9] = {
-    file = "09_manager_counter.lua", session = 5,
+  [10] = {
+    file = "10_manager_counter.lua", session = 5,
     title = "a counter that counts right without a lock",
     methods = {"fork", "spawn"}, timeout = 60,
     expected = [[count:	500]],
@@ -153,8 +180,8 @@ server exit code:	0]],
       ["no Counter"] = "register new_counter under the name \"Counter\" before making the manager",
     },
   },
-  [10] = {
-    file = "10_spawn_globals.lua", session = 6,
+  [11] = {
+    file = "11_spawn_globals.lua", session = 6,
     title = "make a program work under spawn",
     methods = {"fork", "spawn", "forkserver"}, timeout = 10,
     expected = [[
@@ -165,8 +192,8 @@ child exit code:	0]],
                       "defined there is missing: make the helper local (it then travels as an upvalue)",
     },
   },
-  [11] = {
-    file = "11_join_deadlock.lua", session = 6,
+  [12] = {
+    file = "12_join_deadlock.lua", session = 6,
     title = "the join that never returns",
     methods = {"fork"}, timeout = 5,
     expected = [[
@@ -292,19 +319,32 @@ local function compare(ex, items, actual)
   return problems
 end
 
+local MAX_OUTPUT = 1000000  -- bytes of stdout kept from one run
+
 -- Runs `path` under `method` with a deadline; returns stdout, stderr,
--- status (exit code, or "timeout", or "signal N").
+-- status (exit code, "timeout", "too much output" or "signal N").
 local function run(exe, path, method, timeout)
   local errfile = os.tmpname()
   local cmd = string.format("LUAMP_START_METHOD=%s timeout -k 2 %d %s %s 2>%s", shell_quote(method), timeout,
                             shell_quote(exe), shell_quote(path), shell_quote(errfile))
   local p = assert(io.popen(cmd, "r"))
-  local out = p:read("a")
+  -- Read at most MAX_OUTPUT bytes: a program that prints forever is cut
+  -- off (closing the pipe stops it) instead of filling the memory.
+  local chunks, size = {}, 0
+  while size <= MAX_OUTPUT do
+    local chunk = p:read(65536)
+    if not chunk then break end
+    chunks[#chunks + 1] = chunk
+    size = size + #chunk
+  end
+  local out = table.concat(chunks)
   local _, how, code = p:close()
   local err = read_file(errfile) or ""
   os.remove(errfile)
   local status = code
-  if how == "signal" then
+  if size > MAX_OUTPUT then
+    status = "too much output"
+  elseif how == "signal" then
     status = "signal " .. code
   elseif code == 124 or code == 137 then
     status = "timeout"
@@ -396,6 +436,9 @@ for _, method in ipairs(ex.methods) do
   if status == "timeout" then
     found = {{msg = string.format("the program did not finish within %d seconds (it was stopped)", ex.timeout),
               hint = ex.timeout_hint or "something waits forever: a recv, a join or a get that nobody answers"}}
+  elseif status == "too much output" then
+    found = {{msg = string.format("the program printed more than %d bytes (it was stopped)", MAX_OUTPUT),
+              hint = "a loop that never ends?"}}
   else
     found = compare(ex, items, lines_of(out))
     if status ~= 0 then

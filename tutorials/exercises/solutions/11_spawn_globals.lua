@@ -1,4 +1,4 @@
--- Exercise 10, a solution: `local function cube` makes the helper an
+-- Exercise 11, a solution: `local function cube` makes the helper an
 -- upvalue of the target, and upvalues travel with the function under
 -- every start method.  (A helper that many files need belongs in a module
 -- the child can `require`: spawn children get the parent's package.path.)

@@ -1,4 +1,4 @@
--- Exercise 9, a solution.  The Counter lives in the manager's server; the
+-- Exercise 10, a solution.  The Counter lives in the manager's server; the
 -- proxy's increment() is one request, and the whole method runs in the
 -- server before the next request for the object, so no update is lost and
 -- no lock is needed.  The proxy exposes the object's public methods.

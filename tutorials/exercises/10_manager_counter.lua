@@ -1,4 +1,4 @@
--- Exercise 9 (session 5, managers): a counter that counts right without a
+-- Exercise 10 (session 5, managers): a counter that counts right without a
 -- lock.
 --
 -- Tutorial 72_manager_visit_counter showed that
@@ -16,7 +16,7 @@
 --
 --   count:	500
 --
--- Check your work:  luamp tutorials/exercises/check.lua 9
+-- Check your work:  luamp tutorials/exercises/check.lua 10
 local mp = require "multiprocessing"
 
 local Counter = {}

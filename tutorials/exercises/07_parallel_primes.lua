@@ -1,4 +1,4 @@
--- Exercise 6 (session 4, pools and speedup): split work over processes by
+-- Exercise 7 (session 4, pools and speedup): split work over processes by
 -- hand.
 --
 -- count_primes(lo, hi) counts the primes in [lo, hi].  The program below
@@ -15,7 +15,7 @@
 -- "processes used" must be the number of child processes that really
 -- counted (count them as you start them).
 --
--- Check your work:  luamp tutorials/exercises/check.lua 6
+-- Check your work:  luamp tutorials/exercises/check.lua 7
 local mp = require "multiprocessing"
 
 local N, WORKERS = 300000, 4

@@ -1,4 +1,4 @@
--- Exercise 8, a solution.  With an authkey, Client and accept both run an
+-- Exercise 9, a solution.  With an authkey, Client and accept both run an
 -- HMAC challenge before any data moves, so a client with the wrong key is
 -- refused on both sides: Client raises AuthenticationError, and so does
 -- the server's accept (which can go on serving).  `<close>` closes each

@@ -1,4 +1,4 @@
--- Exercise 8 (session 5, beyond one machine): an upper-casing server with
+-- Exercise 9 (session 5, beyond one machine): an upper-casing server with
 -- an authkey.
 --
 -- A server process listens on loopback (127.0.0.1, port 0 = any free
@@ -18,7 +18,7 @@
 -- The same code works between two machines: use a real address instead
 -- of 127.0.0.1 (and keep the authkey secret).
 --
--- Check your work:  luamp tutorials/exercises/check.lua 8
+-- Check your work:  luamp tutorials/exercises/check.lua 9
 local mp = require "multiprocessing"
 local Listener, Client = mp.connection.Listener, mp.connection.Client
 

@@ -1,4 +1,4 @@
--- Exercise 11, a solution: read what the child sends, then join it.  (A
+-- Exercise 12, a solution: read what the child sends, then join it.  (A
 -- join with a timeout, p:join(5), would not hang either, but the child
 -- would still be stuck: reading first is the fix.)
 local mp = require "multiprocessing"

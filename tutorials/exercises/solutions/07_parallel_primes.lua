@@ -1,4 +1,4 @@
--- Exercise 6, a solution.  Each child gets its chunk bounds and the write
+-- Exercise 7, a solution.  Each child gets its chunk bounds and the write
 -- end of one shared Pipe; count_primes travels with the target as an
 -- upvalue, so this also works under spawn.  The parent reads exactly one
 -- count per child, then joins them.  The chunks are not equally hard (big

@@ -1,4 +1,4 @@
--- Exercise 7, a solution.  map keeps the order of its input, so counts[i]
+-- Exercise 8, a solution.  map keeps the order of its input, so counts[i]
 -- belongs to ranges[i]; the pool is terminated when `pool` goes out of
 -- scope (the do-block), after map has returned every result.
 local mp = require "multiprocessing"

@@ -1,6 +1,6 @@
--- Exercise 7 (session 4, pools and speedup): the same count with a Pool.
+-- Exercise 8 (session 4, pools and speedup): the same count with a Pool.
 --
--- Exercise 6 cut 1..N into one chunk per process, so the worker with the
+-- Exercise 7 cut 1..N into one chunk per process, so the worker with the
 -- biggest numbers finished last.  A Pool hands small tasks to whichever
 -- worker is free.  Cut 1..N into TASKS ranges {lo, hi}, and count them
 -- with pool:map(count_range, ranges) on a Pool of 4 processes (made with
@@ -10,7 +10,7 @@
 --   tasks:	30
 --   time:	<some seconds>
 --
--- Check your work:  luamp tutorials/exercises/check.lua 7
+-- Check your work:  luamp tutorials/exercises/check.lua 8
 local mp = require "multiprocessing"
 
 local N, TASKS = 300000, 30

@@ -1,7 +1,7 @@
--- Exercise 10 (session 6, pitfalls): make this program work under spawn.
+-- Exercise 11 (session 6, pitfalls): make this program work under spawn.
 --
--- Run it as it is:        luamp tutorials/exercises/10_spawn_globals.lua
--- then under spawn:       LUAMP_START_METHOD=spawn luamp tutorials/exercises/10_spawn_globals.lua
+-- Run it as it is:        luamp tutorials/exercises/11_spawn_globals.lua
+-- then under spawn:       LUAMP_START_METHOD=spawn luamp tutorials/exercises/11_spawn_globals.lua
 -- Under fork the child is a copy of the parent and has everything; under
 -- spawn (and forkserver) the child is a fresh luamp that receives only the
 -- target and its args (functions travel with their upvalues).  It never
@@ -12,7 +12,7 @@
 --   cube of 3:	27
 --   child exit code:	0
 --
--- Check your work:  luamp tutorials/exercises/check.lua 10
+-- Check your work:  luamp tutorials/exercises/check.lua 11
 local mp = require "multiprocessing"
 
 -- TODO: this helper is a global: the child under spawn cannot see it.
