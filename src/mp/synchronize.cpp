@@ -707,6 +707,8 @@ void open_synchronize(lua_State* L) {
   lua_pop(L, 1);
 
   for (const auto& t : kNativeTypes) codec::register_native_type(L, &t);
+  // A spawned child takes over the shared-memory tracker it inherited.
+  shm::adopt_inherited_tracker();
 
   static const luaL_Reg funcs[] = {{"Lock", core_lock},
                                    {"RLock", core_rlock},
