@@ -94,11 +94,11 @@ pid_t self_pid() {
 
 bool pid_is_dead(pid_t pid) { return pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH; }
 
-bool futex_wait(std::atomic<uint32_t>* word, uint32_t expected, Deadline deadline) {
+bool futex_wait(std::atomic<uint32_t>* word, uint32_t expected, Deadline deadline, bool interruptible) {
   for (;;) {
     // A SIGINT that arrived between two waits (not inside one) gives no
     // EINTR: look at the flag before every sleep.
-    if (interrupt::pending()) throw Failure::plain(interrupt::kMessage);
+    if (interruptible && interrupt::pending()) throw Failure::plain(interrupt::kMessage);
     // Sleep at most one slice: a SIGINT landing between the check above
     // and the system call does not interrupt it, so the flag is looked at
     // again within 100 ms.  A slice that ends before the deadline is
@@ -118,7 +118,7 @@ bool futex_wait(std::atomic<uint32_t>* word, uint32_t expected, Deadline deadlin
       case EAGAIN: return true;  // the word changed before we slept
       case ETIMEDOUT: return sliced;
       case EINTR:
-        if (interrupt::pending()) throw Failure::plain(interrupt::kMessage);
+        if (interruptible && interrupt::pending()) throw Failure::plain(interrupt::kMessage);
         if (word->load(std::memory_order_acquire) != expected) return true;
         continue;
       default:
@@ -158,7 +158,7 @@ uint32_t SemLock::value() const {
   }
 }
 
-Acquired SemLock::acquire(bool block, Deadline deadline, DeadHolder on_dead) {
+Acquired SemLock::acquire(bool block, Deadline deadline, DeadHolder on_dead, bool interruptible) {
   Kind k = type();
   if (k == Kind::Lock || k == Kind::RLock) {
     const uint32_t me = static_cast<uint32_t>(self_pid());
@@ -197,7 +197,7 @@ Acquired SemLock::acquire(bool block, Deadline deadline, DeadHolder on_dead) {
       // Sleep one slice at most, then look at the holder.
       Deadline slice{monotonic_ns() + kSliceNs};
       if (!deadline.infinite() && deadline.ns < slice.ns) slice = deadline;
-      if (futex_wait(&word, seen, slice)) continue;
+      if (futex_wait(&word, seen, slice, interruptible)) continue;
       if (pid_is_dead(static_cast<pid_t>(seen))) {
         if (on_dead == DeadHolder::Recover) {
           if (word.compare_exchange_strong(seen, me, std::memory_order_seq_cst)) {
@@ -225,7 +225,7 @@ Acquired SemLock::acquire(bool block, Deadline deadline, DeadHolder on_dead) {
     while (v > 0) {
       if (word.compare_exchange_weak(v, v - 1, std::memory_order_seq_cst)) return Acquired::Yes;
     }
-    if (!futex_wait(&word, 0, deadline)) {
+    if (!futex_wait(&word, 0, deadline, interruptible)) {
       // One last try at the deadline.
       v = word.load(std::memory_order_seq_cst);
       while (v > 0) {

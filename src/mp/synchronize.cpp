@@ -419,7 +419,9 @@ int condition_wait(lua_State* L) {
       ~Reacquire() {
         bool locked = true;
         try {
-          sl->acquire(true, Deadline::never());
+          // Not interruptible: when Ctrl-C is the reason we leave, the
+          // caller must still get its lock back (its guard releases it).
+          sl->acquire(true, Deadline::never(), semlock::DeadHolder::Raise, false);
         } catch (...) {
           // A dead holder or Ctrl-C while re-acquiring: the error of the
           // wait itself (if any) is already on its way.
