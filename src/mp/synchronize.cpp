@@ -62,6 +62,7 @@ struct SyncUd {
   std::shared_ptr<shm::Segment> seg;
   uint64_t offset = 0;
   void* words = nullptr;
+  const char* type = nullptr;  // the metatable name constant (fast self check)
 };
 
 constexpr const char* kLock = "mp.Lock";
@@ -86,6 +87,7 @@ const char* kind_metatable(Kind k) {
 SyncUd* new_sync(lua_State* L, const char* mt) {
   auto* u = static_cast<SyncUd*>(lua_newuserdatauv(L, sizeof(SyncUd), 1));
   new (u) SyncUd();
+  u->type = mt;
   luaL_setmetatable(L, mt);
   return u;
 }
@@ -171,10 +173,19 @@ int condition_release(lua_State* L) {
 }
 
 // lock:acquire([block [, timeout]]) -> boolean
+// A Lock or RLock at index 1, known without touching its metatable: the
+// userdata has our size and carries one of our type constants (a foreign
+// userdata of the same size holding that address is not a real concern).
+SyncUd* fast_lock(lua_State* L) {
+  auto* u = static_cast<SyncUd*>(lua_touserdata(L, 1));
+  if (u && lua_rawlen(L, 1) == sizeof(SyncUd) && (u->type == kLock || u->type == kRLock) && u->seg) return u;
+  return nullptr;
+}
+
 int lock_acquire(lua_State* L) {
-  SyncUd* u = check_self(L);
-  // Fast path: a plain Lock/RLock/Semaphore (not a Condition), no
-  // arguments, and the word free.
+  SyncUd* u = lua_gettop(L) == 1 ? fast_lock(L) : nullptr;
+  if (!u) u = check_self(L);
+  // Fast path: a Lock/RLock, no arguments, and the word free.
   if (lua_gettop(L) == 1) {
     auto* sl = static_cast<SemLock*>(u->words);
     Kind k = sl->type();
@@ -198,7 +209,8 @@ int lock_acquire(lua_State* L) {
 
 // lock:release()
 int lock_release(lua_State* L) {
-  SyncUd* u = check_self(L);
+  SyncUd* u = fast_lock(L);
+  if (!u) u = check_self(L);
   {
     auto* sl = static_cast<SemLock*>(u->words);
     if (sl->type() == Kind::Lock) {

@@ -83,6 +83,10 @@ do
     error("boom")
   end)
   assert(not lock:locked())
+  -- methods check their object
+  check_error("Lock expected", lock.acquire, {})
+  check_error("Lock expected", lock.release, mp.Event())
+  check_error("Lock expected", lock.acquire, io.stdout)
 end
 
 -- RLock: counts per owner; another process neither gets nor releases it.
