@@ -303,7 +303,11 @@ class Encoder {
 
  public:
   Encoder(lua_State* L, std::string& out, EncodeContext& ctx)
-      : L_(L), s_(out), pos_(out.size()), ctx_(ctx) {}
+      : L_(L), s_(out), pos_(out.size()), ctx_(ctx) {
+    // One allocation each up front rather than several small regrowths.
+    object_pos_.reserve(16);
+    string_pos_.reserve(16);
+  }
 
   // Encodes the value at `idx` after the version byte.  On failure restores
   // the stack top and the output size, sets ctx.path to the failing path,
@@ -536,8 +540,7 @@ class Encoder {
     uint32_t v = static_cast<uint32_t>(found);
     if (v & (kModule | kClass)) {
       put_byte((v & kModule) ? T_MODULE : T_CLASSREF);
-      const std::string& name = module_names_[v & ~(kModule | kClass)];
-      lua_pushlstring(L_, name.data(), name.size());
+      push_module_name(p, (v & kModule) != 0);
       key_string(-1);
       lua_pop(L_, 1);
       return true;
@@ -566,22 +569,47 @@ class Encoder {
   // Puts the loaded modules (package.loaded) and the registered classes
   // into the object map, once per message, so a module (an upvalue `mp`,
   // say) or a class crosses by name.
+  // Only identities are kept: the name is looked up again, by
+  // push_module_name, in the rare message that refers to a module or class.
   void load_modules() {
     modules_loaded_ = true;
+    objects_.reserve(64);
     luaL_getsubtable(L_, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
     push_registry_table(L_, kClassNamesKey);
     for (uint32_t bit : {kModule, kClass}) {
       lua_pushnil(L_);
       while (lua_next(L_, bit == kModule ? -3 : -2) != 0) {
         int name = bit == kModule ? -2 : -1, obj = bit == kModule ? -1 : -2;
-        if (lua_type(L_, name) == LUA_TSTRING && lua_istable(L_, obj) && lua_topointer(L_, obj) != globals_) {
-          objects_.put(lua_topointer(L_, obj), bit | static_cast<uint32_t>(module_names_.size()));
-          module_names_.emplace_back(lua_tostring(L_, name));
-        }
+        if (lua_type(L_, name) == LUA_TSTRING && lua_istable(L_, obj) && lua_topointer(L_, obj) != globals_)
+          objects_.put(lua_topointer(L_, obj), bit);
         lua_pop(L_, 1);
       }
     }
     lua_pop(L_, 2);
+  }
+
+  // Pushes the name under which load_modules found the module (or class,
+  // module false) `p`: the last one in traversal order, as load_modules
+  // let a later name overwrite an earlier one.
+  void push_module_name(const void* p, bool module) {
+    if (module) {
+      luaL_getsubtable(L_, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    } else {
+      push_registry_table(L_, kClassNamesKey);
+    }
+    int t = lua_gettop(L_);
+    lua_pushnil(L_);  // the name found so far
+    lua_pushnil(L_);
+    while (lua_next(L_, t) != 0) {
+      int name = module ? -2 : -1, obj = module ? -1 : -2;
+      if (lua_type(L_, name) == LUA_TSTRING && lua_topointer(L_, obj) == p) {
+        lua_pushvalue(L_, name);
+        lua_replace(L_, t + 1);
+      }
+      lua_pop(L_, 1);
+    }
+    if (lua_type(L_, t + 1) != LUA_TSTRING) fail("a module or class unloaded while the message was encoded");
+    lua_replace(L_, t);
   }
 
   // Out of line, as lfunction and userdata: value() stays small for scalars.
@@ -807,8 +835,7 @@ class Encoder {
   }
 
   // Object map values: an index, or a module or a registered class (kModule
-  // or kClass | index into module_names_), or an object whose __reduce is
-  // running (kPending).
+  // or kClass), or an object whose __reduce is running (kPending).
   static constexpr lua_Integer kReserveMax = 1 << 16;  // object map hint, in entries
   static constexpr uint32_t kPending = 0x80000000u;
   static constexpr uint32_t kModule = 0x40000000u;
@@ -834,7 +861,6 @@ class Encoder {
   PtrMap upvalues_;  // upvalue id -> index in upvalue_owners_
   std::vector<UpvalueOwner> upvalue_owners_;
   bool modules_loaded_ = false;
-  std::vector<std::string> module_names_;
   std::string scratch_;
 };
 
