@@ -322,9 +322,10 @@ class Encoder {
         lua_pushglobaltable(L_);
         globals_ = lua_topointer(L_, -1);
         lua_pop(L_, 1);
-        // Keeps the values __reduce returned alive until the message is done
-        // (their identities are in the memo).
-        lua_newtable(L_);
+        // A slot for the table that keeps the values __reduce returned alive
+        // until the message is done (their identities are in the memo); the
+        // table is made by the first __reduce.
+        lua_pushnil(L_);
         anchors_ = lua_gettop(L_);
         put_byte(kVersion);
         value(idx);
@@ -573,7 +574,7 @@ class Encoder {
   // push_module_name, in the rare message that refers to a module or class.
   void load_modules() {
     modules_loaded_ = true;
-    objects_.reserve(64);
+    objects_.reserve(48);  // about what luamp and the standard library load
     luaL_getsubtable(L_, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
     push_registry_table(L_, kClassNamesKey);
     for (uint32_t bit : {kModule, kClass}) {
@@ -646,8 +647,12 @@ class Encoder {
           fail(std::string("an object: its __reduce failed: ") + msg);
         }
         // Anchor the result so its identity stays unique while encoding.
+        if (nanchors_ == 0) {
+          lua_newtable(L_);
+          lua_replace(L_, anchors_);
+        }
         lua_pushvalue(L_, -1);
-        lua_rawseti(L_, anchors_, static_cast<lua_Integer>(lua_rawlen(L_, anchors_) + 1));
+        lua_rawseti(L_, anchors_, ++nanchors_);
         try {
           value(lua_gettop(L_));
         } catch (Unsendable& u) {
@@ -847,6 +852,7 @@ class Encoder {
   EncodeContext& ctx_;
   const void* globals_ = nullptr;
   int anchors_ = 0;
+  lua_Integer nanchors_ = 0;
   int depth_ = 0;
   PtrMap objects_;
   std::vector<size_t> object_pos_;  // where each object's tag is
