@@ -361,7 +361,11 @@ class Encoder {
 
  public:
   Encoder(lua_State* L, std::string& out, EncodeContext& ctx)
-      : L_(L), s_(out), pos_(out.size()), ctx_(ctx) {}
+      : L_(L), s_(out), pos_(out.size()), ctx_(ctx) {
+    // One allocation each up front rather than several small regrowths.
+    object_pos_.reserve(16);
+    string_pos_.reserve(16);
+  }
 
   // Encodes the value at `idx` after the version byte.  On failure restores
   // the stack top and the output size, sets ctx.path to the failing path,
@@ -376,9 +380,10 @@ class Encoder {
         lua_pushglobaltable(L_);
         globals_ = lua_topointer(L_, -1);
         lua_pop(L_, 1);
-        // Keeps the values __reduce returned alive until the message is done
-        // (their identities are in the memo).
-        lua_newtable(L_);
+        // A slot for the table that keeps the values __reduce returned alive
+        // until the message is done (their identities are in the memo); the
+        // table is made by the first __reduce.
+        lua_pushnil(L_);
         anchors_ = lua_gettop(L_);
         put_byte(kVersion);
         value(idx);
@@ -593,8 +598,15 @@ class Encoder {
     if (found < 0) return false;
     uint32_t v = static_cast<uint32_t>(found);
     if (v & (kModule | kClass)) {
-      put_byte((v & kModule) ? T_MODULE : T_CLASSREF);
       const std::string& name = (*module_names_)[v & ~(kModule | kClass)];
+      if ((v & kModule) && !still_loaded(p, name)) {
+        // Unloaded since the directory was built (package.loaded[name] =
+        // nil does not pass through __newindex): no longer a module, so it
+        // crosses by value; the directory is rebuilt for the next message.
+        invalidate_module_directory(L_);
+        return false;
+      }
+      put_byte((v & kModule) ? T_MODULE : T_CLASSREF);
       lua_pushlstring(L_, name.data(), name.size());
       key_string(-1);
       lua_pop(L_, 1);
@@ -605,6 +617,15 @@ class Encoder {
     put_byte(T_REF);
     put_varint(v);
     return true;
+  }
+  // True while package.loaded[name] is still the table p.
+  bool still_loaded(const void* p, const std::string& name) {
+    luaL_getsubtable(L_, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_pushlstring(L_, name.data(), name.size());
+    lua_rawget(L_, -2);
+    bool same = lua_topointer(L_, -1) == p;
+    lua_pop(L_, 2);
+    return same;
   }
   // Numbers the object whose tag is about to be written at pos_.
   uint32_t remember(const void* p) {
@@ -704,8 +725,12 @@ class Encoder {
           fail(std::string("an object: its __reduce failed: ") + msg);
         }
         // Anchor the result so its identity stays unique while encoding.
+        if (nanchors_ == 0) {
+          lua_newtable(L_);
+          lua_replace(L_, anchors_);
+        }
         lua_pushvalue(L_, -1);
-        lua_rawseti(L_, anchors_, static_cast<lua_Integer>(lua_rawlen(L_, anchors_) + 1));
+        lua_rawseti(L_, anchors_, ++nanchors_);
         try {
           value(lua_gettop(L_));
         } catch (Unsendable& u) {
@@ -893,8 +918,7 @@ class Encoder {
   }
 
   // Object map values: an index, or a module or a registered class (kModule
-  // or kClass | index into module_names_), or an object whose __reduce is
-  // running (kPending).
+  // or kClass), or an object whose __reduce is running (kPending).
   static constexpr lua_Integer kReserveMax = 1 << 16;  // object map hint, in entries
   static constexpr uint32_t kPending = 0x80000000u;
   static constexpr uint32_t kModule = 0x40000000u;
@@ -906,6 +930,7 @@ class Encoder {
   EncodeContext& ctx_;
   const void* globals_ = nullptr;
   int anchors_ = 0;
+  lua_Integer nanchors_ = 0;
   int depth_ = 0;
   PtrMap objects_;
   std::vector<size_t> object_pos_;  // where each object's tag is
