@@ -10,6 +10,8 @@ struct EmbeddedModule {
   const char* chunkname;  // "@multiprocessing.pool.lua", shown in tracebacks
   const char* source;
   size_t size;
+  const char* bytecode;  // luac output of source (debug info kept), or nullptr
+  size_t bytecode_size;
 };
 
 // Terminated by an entry whose name is nullptr.

@@ -28,7 +28,12 @@ namespace {
 // package.preload loader for an embedded module; upvalue 1 is its index.
 int load_embedded(lua_State* L) {
   const EmbeddedModule& m = kEmbeddedModules[lua_tointeger(L, lua_upvalueindex(1))];
-  if (luaL_loadbufferx(L, m.source, m.size, m.chunkname, "t") != LUA_OK) return lua_error(L);
+  // Precompiled bytecode when the build made it and this Lua accepts it
+  // (a module loaded into another Lua release falls back to the source).
+  if (m.bytecode == nullptr || luaL_loadbufferx(L, m.bytecode, m.bytecode_size, m.chunkname, "b") != LUA_OK) {
+    if (m.bytecode != nullptr) lua_pop(L, 1);
+    if (luaL_loadbufferx(L, m.source, m.size, m.chunkname, "t") != LUA_OK) return lua_error(L);
+  }
   lua_pushstring(L, m.name);
   lua_call(L, 1, 1);
   return 1;
