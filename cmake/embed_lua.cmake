@@ -24,6 +24,7 @@ foreach(src IN LISTS SOURCES)
   set(bclen 0)
   if(LUAC)
     get_filename_component(outdir ${OUT} DIRECTORY)
+    file(MAKE_DIRECTORY ${outdir})
     set(bcfile ${outdir}/${fname}c)
     execute_process(COMMAND ${LUAC} -o ${bcfile} ${fname} WORKING_DIRECTORY ${SRC_DIR}
                     RESULT_VARIABLE rc)
