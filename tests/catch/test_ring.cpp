@@ -16,36 +16,14 @@
 #include "mp/ring.h"
 #include "mp/semlock.h"
 #include "mp/shm.h"
+#include "process_helpers.h"
 
 using namespace luamp;
+using luamp::testing::own_shm_entries;
+using luamp::testing::reap;
 
 namespace {
 
-int own_entries() {
-  std::string prefix = std::string(shm::kNamePrefix) + std::to_string(getpid()) + "-";
-  int n = 0;
-  if (DIR* d = opendir("/dev/shm")) {
-    while (dirent* e = readdir(d)) {
-      if (std::strncmp(e->d_name, prefix.c_str(), prefix.size()) == 0) ++n;
-    }
-    closedir(d);
-  }
-  return n;
-}
-
-// Waits up to ~20 s for pid; kills it past that.  Returns the wait status.
-int reap(pid_t pid) {
-  for (int i = 0; i < 2000; ++i) {
-    int status;
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) return status;
-    usleep(10000);
-  }
-  kill(pid, SIGKILL);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return -1;
-}
 
 [[noreturn]] void child_exit(int code) {
   shm::release_all();
@@ -61,7 +39,7 @@ std::string get_string(ring::Ring& r) {
 }  // namespace
 
 TEST_CASE("ring keeps order across wrap-around and counts messages", "[ring]") {
-  int before = own_entries();
+  int before = own_shm_entries();
   {
     ring::Ring r = ring::Ring::create(4096);
     ring::Message m;
@@ -80,31 +58,31 @@ TEST_CASE("ring keeps order across wrap-around and counts messages", "[ring]") {
     }
     CHECK(r.qsize() == 0);
   }
-  CHECK(own_entries() == before);
+  CHECK(own_shm_entries() == before);
 }
 
 TEST_CASE("ring sends big messages through their own segment", "[ring]") {
-  int before = own_entries();
+  int before = own_shm_entries();
   {
     ring::Ring r = ring::Ring::create(8192);
     std::string big(3 * 1024 * 1024 + 5, 'B');
     big[12345] = 'x';
     REQUIRE(r.put(big.data(), big.size(), true, semlock::Deadline::never()) == ring::Status::Ok);
-    CHECK(own_entries() == before + 2);  // the ring and the big message
+    CHECK(own_shm_entries() == before + 2);  // the ring and the big message
     {
       ring::Message m;
       REQUIRE(r.get(m, true, semlock::Deadline::never()) == ring::Status::Ok);
       REQUIRE(m.big);
       CHECK(std::string(m.data(), m.size()) == big);
     }
-    CHECK(own_entries() == before + 1);  // the big one is gone once read
+    CHECK(own_shm_entries() == before + 1);  // the big one is gone once read
     // A big message that never makes it into the ring is freed too.
     ring::Ring small = ring::Ring::create(4096, 1);
     REQUIRE(small.put("x", 1, false, semlock::Deadline::never()) == ring::Status::Ok);
     CHECK(small.put(big.data(), big.size(), false, semlock::Deadline::never()) == ring::Status::WouldBlock);
     CHECK(small.full());
   }
-  CHECK(own_entries() == before);
+  CHECK(own_shm_entries() == before);
 }
 
 TEST_CASE("ring timeouts and maxsize", "[ring]") {
@@ -130,7 +108,7 @@ TEST_CASE("ring timeouts and maxsize", "[ring]") {
 }
 
 TEST_CASE("ring carries 200,000 messages from a forked producer", "[ring][fork]") {
-  int before = own_entries();
+  int before = own_shm_entries();
   {
     ring::Ring r = ring::Ring::create(64 * 1024);
     const int n = 200000;
@@ -157,7 +135,7 @@ TEST_CASE("ring carries 200,000 messages from a forked producer", "[ring][fork]"
     CHECK(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);
   }
-  CHECK(own_entries() == before);
+  CHECK(own_shm_entries() == before);
 }
 
 TEST_CASE("a process that dies holding the ring's lock leaves it usable", "[ring][fork]") {

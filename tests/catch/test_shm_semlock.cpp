@@ -14,38 +14,17 @@
 #include "mp/lua_util.h"
 #include "mp/semlock.h"
 #include "mp/shm.h"
+#include "process_helpers.h"
 
 using namespace luamp;
+using luamp::testing::own_shm_entries;
+using luamp::testing::reap;
 
 namespace {
 
 bool shm_exists(const std::string& name) { return access(("/dev/shm/" + name).c_str(), F_OK) == 0; }
 
 // Count of /dev/shm entries made by this process.
-int own_entries() {
-  std::string prefix = std::string(shm::kNamePrefix) + std::to_string(getpid()) + "-";
-  int n = 0;
-  if (DIR* d = opendir("/dev/shm")) {
-    while (dirent* e = readdir(d)) {
-      if (std::strncmp(e->d_name, prefix.c_str(), prefix.size()) == 0) ++n;
-    }
-    closedir(d);
-  }
-  return n;
-}
-
-// Waits (at most ~10 s) for pid; returns its wait status or -1.
-int reap(pid_t pid) {
-  for (int i = 0; i < 1000; ++i) {
-    int status;
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) return status;
-    usleep(10000);
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
-  return -1;
-}
 
 // Runs fn in a forked child that leaves with _exit(fn() ? 0 : 1).
 template <class F>
@@ -88,7 +67,7 @@ TEST_CASE("a counted segment is unlinked when its last holder lets go", "[shm]")
     REQUIRE(seg->holders() == 1);
   }
   REQUIRE_FALSE(shm_exists(name));
-  REQUIRE(own_entries() == 0);
+  REQUIRE(own_shm_entries() == 0);
 }
 
 TEST_CASE("a fork child counts as a holder and its exit releases it", "[shm]") {
@@ -251,5 +230,5 @@ TEST_CASE("RLock counts per owner; semaphores count and bound", "[semlock]") {
 }
 
 TEST_CASE("no luamp segment of this process is left", "[shm]") {
-  REQUIRE(own_entries() == 0);
+  REQUIRE(own_shm_entries() == 0);
 }
