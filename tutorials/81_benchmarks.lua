@@ -145,29 +145,34 @@ local function lock_speed(make)
   end
 end
 
--- Python: test_conditionspeed.  A child and the parent notify each other
--- in turn: one iteration is a round trip of two wake-ups.
+-- Python: test_conditionspeed.  A child and the parent wake each other in
+-- turn: one iteration is a round trip of two wake-ups.  Python uses one
+-- Condition for both directions; here each direction has its own
+-- Condition (over one shared Lock), so that every notify has exactly one
+-- waiter: the side that has just notified never waits on the Condition it
+-- notified.
 local function condition_pingpong(n)
-  local c = mp.Condition()
-  local p = mp.Process{target = function(cond, count)
-    cond:acquire()
-    cond:notify()
+  local lock = mp.Lock()
+  local ping, pong = mp.Condition(lock), mp.Condition(lock)
+  local p = mp.Process{target = function(l, to_child, to_parent, count)
+    l:acquire()
+    to_parent:notify()          -- ready
     for _ = 1, count do
-      cond:wait(30)
-      cond:notify()
+      to_child:wait(30)
+      to_parent:notify()
     end
-    cond:release()
-  end, args = {c, n}}
-  c:acquire()
+    l:release()
+  end, args = {lock, ping, pong, n}}
+  lock:acquire()
   p:start()
-  c:wait(30)
+  pong:wait(30)
   local t = os.monotonic()
   for _ = 1, n do
-    c:notify()
-    c:wait(30)
+    ping:notify()
+    pong:wait(30)
   end
   local elapsed = os.monotonic() - t
-  c:release()
+  lock:release()
   p:join(30)
   assert(p.exitcode == 0)
   return elapsed
