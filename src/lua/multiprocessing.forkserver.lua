@@ -5,6 +5,7 @@
 -- request's connection, which is the child's sentinel.
 local core = require "multiprocessing.core"
 local spawn = require "multiprocessing.spawn"
+local popen = require "multiprocessing.popen"
 
 local M = {}
 
@@ -31,9 +32,10 @@ local function ensure_server()
 end
 
 -- A child of the fork server: not ours to waitpid, its status comes over
--- the connection.
-local Popen = {}
+-- the connection.  Signals and closing are popen.Popen's.
+local Popen = setmetatable({}, {__index = popen.Popen})
 Popen.__index = Popen
+Popen.__gc = popen.Popen.__gc  -- metamethods are not inherited through __index
 
 function Popen:poll()
   if self.returncode == nil and self.sentinel then
@@ -50,19 +52,6 @@ function Popen:wait(timeout)
   self.returncode = core.forkserver_status(self.sentinel, true)
   return self.returncode
 end
-
-function Popen:send_signal(sig)
-  if self:poll() == nil then core.kill(self.pid, sig) end
-end
-function Popen:terminate() self:send_signal(core.signals.SIGTERM) end
-function Popen:kill() self:send_signal(core.signals.SIGKILL) end
-function Popen:close()
-  if self.sentinel then
-    core.close_fd(self.sentinel)
-    self.sentinel = nil
-  end
-end
-Popen.__gc = Popen.close  -- as popen.lua: a dropped Process closes its sentinel
 
 function M.launch_forkserver(proc)
   local address = ensure_server()

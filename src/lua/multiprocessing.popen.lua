@@ -62,12 +62,11 @@ Popen.__gc = Popen.close
 function M.launch_fork(proc)
   local parent_pid = core.getpid()
   local parent_name = process.current_process().name
-  local pid, sentinel = core.fork(rawget(proc, "_daemon"))
-  if pid == 0 then
+  -- The child runs child_main inside core.fork and leaves from there.
+  local pid, sentinel = core.fork(rawget(proc, "_daemon"), function()
     process._become_child(proc, parent_pid, parent_name, nil)
-    local code = process._bootstrap(proc)
-    core.exit(code)
-  end
+    return process._bootstrap(proc)
+  end)
   return setmetatable({pid = pid, sentinel = sentinel, method = "fork"}, Popen)
 end
 

@@ -64,8 +64,18 @@ end
 -- search paths go in an envelope around the encoded payload, so the child
 -- can set them before decoding (decoding may `require` the module that
 -- registers a class).
+-- A value that cannot cross is named by its place in the Process (args[2],
+-- target, process.extra), not by the payload's layout.
+local function user_path(msg)
+  if type(msg) ~= "string" then return msg end
+  return (msg:gsub("%(at process%.fields%._args", "(at args", 1)
+             :gsub("%(at process%.fields%._target", "(at target", 1)
+             :gsub("%(at process%.fields%.", "(at process.", 1))
+end
+
 function M.encode_payload(payload)
-  local bytes, fds = core.encode_with_fds(payload, "process")
+  local ok, bytes, fds = pcall(core.encode_with_fds, payload, "process")
+  if not ok then error(user_path(bytes), 0) end
   local envelope = core.dumps({path = package.path, cpath = package.cpath, body = bytes})
   return core.memfd_from(envelope), fds
 end

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -294,6 +295,63 @@ struct Unsendable {
   bool raw = false;  // what is a native reduce's own message
 };
 
+// ---------------------------------------------------------------------------
+// The module directory: which tables cross by name (the loaded modules and
+// the registered classes), kept per state and rebuilt only when it may have
+// changed, so that a small message does not walk package.loaded each time.
+// package.loaded gets a __newindex that marks the directory stale when a
+// module is added; mp.register_class marks it stale too.  The directory
+// keeps the tables it names alive (registry kModuleRefsKey), so a pointer
+// in it can never be reused by another table.
+
+constexpr const char* kModuleDirKey = "luamp.codec.moduledir";
+constexpr const char* kModuleRefsKey = "luamp.codec.modulerefs";
+
+struct ModuleDirectory {
+  std::vector<std::pair<const void*, uint32_t>> entries;  // pointer -> kModule/kClass | index
+  std::vector<std::string> names;
+  bool valid = false;
+  bool watched = false;  // package.loaded reports additions to us
+};
+
+int module_directory_gc(lua_State* L) {
+  auto* dir = static_cast<ModuleDirectory*>(lua_touserdata(L, 1));
+  if (dir) dir->~ModuleDirectory();
+  return 0;
+}
+
+// Pushes nothing; returns the state's directory (creating it).
+ModuleDirectory* module_directory(lua_State* L) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, kModuleDirKey) == LUA_TUSERDATA) {
+    auto* dir = static_cast<ModuleDirectory*>(lua_touserdata(L, -1));
+    lua_pop(L, 1);
+    return dir;
+  }
+  lua_pop(L, 1);
+  void* mem = lua_newuserdatauv(L, sizeof(ModuleDirectory), 0);
+  auto* dir = new (mem) ModuleDirectory();
+  lua_newtable(L);
+  lua_pushcfunction(L, module_directory_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, LUA_REGISTRYINDEX, kModuleDirKey);
+  return dir;
+}
+
+void invalidate_module_directory(lua_State* L) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, kModuleDirKey) == LUA_TUSERDATA)
+    static_cast<ModuleDirectory*>(lua_touserdata(L, -1))->valid = false;
+  lua_pop(L, 1);
+}
+
+// __newindex of package.loaded: store, and mark the directory stale.
+int loaded_newindex(lua_State* L) {
+  lua_settop(L, 3);
+  lua_rawset(L, 1);
+  invalidate_module_directory(L);
+  return 0;
+}
+
 class Encoder {
   static constexpr size_t kKeyCacheSize = 64;  // a power of two
   struct KeySlot {
@@ -303,7 +361,11 @@ class Encoder {
 
  public:
   Encoder(lua_State* L, std::string& out, EncodeContext& ctx)
-      : L_(L), s_(out), pos_(out.size()), ctx_(ctx) {}
+      : L_(L), s_(out), pos_(out.size()), ctx_(ctx) {
+    // One allocation each up front rather than several small regrowths.
+    object_pos_.reserve(16);
+    string_pos_.reserve(16);
+  }
 
   // Encodes the value at `idx` after the version byte.  On failure restores
   // the stack top and the output size, sets ctx.path to the failing path,
@@ -318,9 +380,10 @@ class Encoder {
         lua_pushglobaltable(L_);
         globals_ = lua_topointer(L_, -1);
         lua_pop(L_, 1);
-        // Keeps the values __reduce returned alive until the message is done
-        // (their identities are in the memo).
-        lua_newtable(L_);
+        // A slot for the table that keeps the values __reduce returned alive
+        // until the message is done (their identities are in the memo); the
+        // table is made by the first __reduce.
+        lua_pushnil(L_);
         anchors_ = lua_gettop(L_);
         put_byte(kVersion);
         value(idx);
@@ -535,8 +598,15 @@ class Encoder {
     if (found < 0) return false;
     uint32_t v = static_cast<uint32_t>(found);
     if (v & (kModule | kClass)) {
+      const std::string& name = (*module_names_)[v & ~(kModule | kClass)];
+      if ((v & kModule) && !still_loaded(p, name)) {
+        // Unloaded since the directory was built (package.loaded[name] =
+        // nil does not pass through __newindex): no longer a module, so it
+        // crosses by value; the directory is rebuilt for the next message.
+        invalidate_module_directory(L_);
+        return false;
+      }
       put_byte((v & kModule) ? T_MODULE : T_CLASSREF);
-      const std::string& name = module_names_[v & ~(kModule | kClass)];
       lua_pushlstring(L_, name.data(), name.size());
       key_string(-1);
       lua_pop(L_, 1);
@@ -547,6 +617,15 @@ class Encoder {
     put_byte(T_REF);
     put_varint(v);
     return true;
+  }
+  // True while package.loaded[name] is still the table p.
+  bool still_loaded(const void* p, const std::string& name) {
+    luaL_getsubtable(L_, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_pushlstring(L_, name.data(), name.size());
+    lua_rawget(L_, -2);
+    bool same = lua_topointer(L_, -1) == p;
+    lua_pop(L_, 2);
+    return same;
   }
   // Numbers the object whose tag is about to be written at pos_.
   uint32_t remember(const void* p) {
@@ -565,23 +644,51 @@ class Encoder {
 
   // Puts the loaded modules (package.loaded) and the registered classes
   // into the object map, once per message, so a module (an upvalue `mp`,
-  // say) or a class crosses by name.
+  // say) or a class crosses by name.  The list comes from the state's
+  // module directory, rebuilt only when a module or class was added.
   void load_modules() {
     modules_loaded_ = true;
+    ModuleDirectory* dir = module_directory(L_);
+    if (!dir->valid) rebuild_directory(dir);
+    module_names_ = &dir->names;
+    for (const auto& e : dir->entries) objects_.put(e.first, e.second);
+  }
+
+  void rebuild_directory(ModuleDirectory* dir) {
+    dir->entries.clear();
+    dir->names.clear();
     luaL_getsubtable(L_, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    int loaded = lua_gettop(L_);
+    // Watch package.loaded for additions, unless someone else set its metatable.
+    if (!dir->watched && !lua_getmetatable(L_, loaded)) {
+      lua_newtable(L_);
+      lua_pushcfunction(L_, loaded_newindex);
+      lua_setfield(L_, -2, "__newindex");
+      lua_setmetatable(L_, loaded);
+      dir->watched = true;
+    } else if (!dir->watched) {
+      lua_pop(L_, 1);  // a foreign metatable: rebuild every time
+    }
     push_registry_table(L_, kClassNamesKey);
+    lua_newtable(L_);  // the references that keep the named tables alive
+    int refs = lua_gettop(L_);
+    lua_Integer nrefs = 0;
     for (uint32_t bit : {kModule, kClass}) {
       lua_pushnil(L_);
-      while (lua_next(L_, bit == kModule ? -3 : -2) != 0) {
+      while (lua_next(L_, bit == kModule ? loaded : refs - 1) != 0) {
         int name = bit == kModule ? -2 : -1, obj = bit == kModule ? -1 : -2;
         if (lua_type(L_, name) == LUA_TSTRING && lua_istable(L_, obj) && lua_topointer(L_, obj) != globals_) {
-          objects_.put(lua_topointer(L_, obj), bit | static_cast<uint32_t>(module_names_.size()));
-          module_names_.emplace_back(lua_tostring(L_, name));
+          dir->entries.emplace_back(lua_topointer(L_, obj), bit | static_cast<uint32_t>(dir->names.size()));
+          dir->names.emplace_back(lua_tostring(L_, name));
+          lua_pushvalue(L_, obj);
+          lua_rawseti(L_, refs, ++nrefs);
         }
         lua_pop(L_, 1);
       }
     }
+    lua_setfield(L_, LUA_REGISTRYINDEX, kModuleRefsKey);
     lua_pop(L_, 2);
+    dir->valid = dir->watched;
   }
 
   // Out of line, as lfunction and userdata: value() stays small for scalars.
@@ -618,8 +725,12 @@ class Encoder {
           fail(std::string("an object: its __reduce failed: ") + msg);
         }
         // Anchor the result so its identity stays unique while encoding.
+        if (nanchors_ == 0) {
+          lua_newtable(L_);
+          lua_replace(L_, anchors_);
+        }
         lua_pushvalue(L_, -1);
-        lua_rawseti(L_, anchors_, static_cast<lua_Integer>(lua_rawlen(L_, anchors_) + 1));
+        lua_rawseti(L_, anchors_, ++nanchors_);
         try {
           value(lua_gettop(L_));
         } catch (Unsendable& u) {
@@ -807,8 +918,7 @@ class Encoder {
   }
 
   // Object map values: an index, or a module or a registered class (kModule
-  // or kClass | index into module_names_), or an object whose __reduce is
-  // running (kPending).
+  // or kClass), or an object whose __reduce is running (kPending).
   static constexpr lua_Integer kReserveMax = 1 << 16;  // object map hint, in entries
   static constexpr uint32_t kPending = 0x80000000u;
   static constexpr uint32_t kModule = 0x40000000u;
@@ -820,6 +930,7 @@ class Encoder {
   EncodeContext& ctx_;
   const void* globals_ = nullptr;
   int anchors_ = 0;
+  lua_Integer nanchors_ = 0;
   int depth_ = 0;
   PtrMap objects_;
   std::vector<size_t> object_pos_;  // where each object's tag is
@@ -834,7 +945,7 @@ class Encoder {
   PtrMap upvalues_;  // upvalue id -> index in upvalue_owners_
   std::vector<UpvalueOwner> upvalue_owners_;
   bool modules_loaded_ = false;
-  std::vector<std::string> module_names_;
+  const std::vector<std::string>* module_names_ = nullptr;  // the directory's names
   std::string scratch_;
 };
 
@@ -1458,6 +1569,7 @@ int codec_register_class(lua_State* L) {
   lua_pushvalue(L, 1);
   lua_rawset(L, 4);
   lua_settop(L, 2);
+  invalidate_module_directory(L);
   return 1;
 }
 

@@ -55,11 +55,17 @@ double opt_timeout(lua_State* L, int idx) {
   return t < 0 ? 0 : t;
 }
 
-// core.fork([daemon]) -> 0 in the child; pid, sentinel_fd in the parent.
-// Flushes stdio first so buffered output is not written twice.  A daemon
-// child asks the kernel for SIGKILL when its parent dies.
+// core.fork([daemon [, child_main]]) -> 0 in the child; pid, sentinel_fd in
+// the parent.  Flushes stdio first so buffered output is not written twice.
+// A daemon child asks the kernel for SIGKILL when its parent dies.  With
+// child_main, the child does not return at all: it calls child_main() in
+// protected mode and leaves with _exit(its integer result), or 1 after
+// printing the error, so no error (not even a Ctrl-C that arrives before
+// the target runs) can send the child back into its parent's code.
 int process_fork(lua_State* L) {
   bool die_with_parent = lua_toboolean(L, 1);
+  bool has_main = !lua_isnoneornil(L, 2);
+  if (has_main) luaL_checktype(L, 2, LUA_TFUNCTION);
   // Children must inherit the shared-memory tracker's socket (shm.h).
   try {
     shm::ensure_tracker();
@@ -89,6 +95,19 @@ int process_fork(lua_State* L) {
     if (die_with_parent) {
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (getppid() != parent) _exit(1);  // the parent died before prctl
+    }
+    if (has_main) {
+      lua_pushvalue(L, 2);
+      int code = 1;
+      if (lua_pcall(L, 0, 1, 0) == LUA_OK) {
+        if (lua_isinteger(L, -1)) code = static_cast<int>(lua_tointeger(L, -1));
+      } else {
+        const char* msg = lua_tostring(L, -1);
+        std::fprintf(stderr, "Process %d: %s\n", static_cast<int>(getpid()), msg ? msg : "(error object)");
+      }
+      std::fflush(nullptr);
+      shm::release_all();  // this process's holds on shared segments, as core.exit does
+      _exit(code);
     }
     lua_pushinteger(L, 0);
     return 1;

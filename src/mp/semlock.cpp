@@ -33,6 +33,15 @@ void forget_pid() { g_pid = 0; }
 const int kForkHook = pthread_atfork(nullptr, nullptr, forget_pid);
 
 constexpr int64_t kSliceNs = 100 * 1000 * 1000;  // dead-holder probe period
+constexpr int kSpins = 200;                       // busy checks before sleeping
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
 
 const char* kind_name(Kind k) {
   switch (k) {
@@ -85,11 +94,11 @@ pid_t self_pid() {
 
 bool pid_is_dead(pid_t pid) { return pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH; }
 
-bool futex_wait(std::atomic<uint32_t>* word, uint32_t expected, Deadline deadline) {
+bool futex_wait(std::atomic<uint32_t>* word, uint32_t expected, Deadline deadline, bool interruptible) {
   for (;;) {
     // A SIGINT that arrived between two waits (not inside one) gives no
     // EINTR: look at the flag before every sleep.
-    if (interrupt::pending()) throw Failure::plain(interrupt::kMessage);
+    if (interruptible && interrupt::pending()) throw Failure::plain(interrupt::kMessage);
     // Sleep at most one slice: a SIGINT landing between the check above
     // and the system call does not interrupt it, so the flag is looked at
     // again within 100 ms.  A slice that ends before the deadline is
@@ -109,7 +118,7 @@ bool futex_wait(std::atomic<uint32_t>* word, uint32_t expected, Deadline deadlin
       case EAGAIN: return true;  // the word changed before we slept
       case ETIMEDOUT: return sliced;
       case EINTR:
-        if (interrupt::pending()) throw Failure::plain(interrupt::kMessage);
+        if (interruptible && interrupt::pending()) throw Failure::plain(interrupt::kMessage);
         if (word->load(std::memory_order_acquire) != expected) return true;
         continue;
       default:
@@ -149,7 +158,7 @@ uint32_t SemLock::value() const {
   }
 }
 
-Acquired SemLock::acquire(bool block, Deadline deadline, DeadHolder on_dead) {
+Acquired SemLock::acquire(bool block, Deadline deadline, DeadHolder on_dead, bool interruptible) {
   Kind k = type();
   if (k == Kind::Lock || k == Kind::RLock) {
     const uint32_t me = static_cast<uint32_t>(self_pid());
@@ -163,6 +172,18 @@ Acquired SemLock::acquire(bool block, Deadline deadline, DeadHolder on_dead) {
       return Acquired::Yes;
     }
     if (!block) return Acquired::TimedOut;
+    // Spin briefly first: critical sections are usually short, and a
+    // futex sleep + wake costs microseconds.
+    for (int i = 0; i < kSpins; ++i) {
+      cpu_relax();
+      if (word.load(std::memory_order_relaxed) == 0) {
+        seen = 0;
+        if (word.compare_exchange_strong(seen, me, std::memory_order_seq_cst)) {
+          depth = 1;
+          return Acquired::Yes;
+        }
+      }
+    }
     WaiterMark mark(waiters);
     for (;;) {
       seen = word.load(std::memory_order_seq_cst);
@@ -176,7 +197,7 @@ Acquired SemLock::acquire(bool block, Deadline deadline, DeadHolder on_dead) {
       // Sleep one slice at most, then look at the holder.
       Deadline slice{monotonic_ns() + kSliceNs};
       if (!deadline.infinite() && deadline.ns < slice.ns) slice = deadline;
-      if (futex_wait(&word, seen, slice)) continue;
+      if (futex_wait(&word, seen, slice, interruptible)) continue;
       if (pid_is_dead(static_cast<pid_t>(seen))) {
         if (on_dead == DeadHolder::Recover) {
           if (word.compare_exchange_strong(seen, me, std::memory_order_seq_cst)) {
@@ -204,7 +225,7 @@ Acquired SemLock::acquire(bool block, Deadline deadline, DeadHolder on_dead) {
     while (v > 0) {
       if (word.compare_exchange_weak(v, v - 1, std::memory_order_seq_cst)) return Acquired::Yes;
     }
-    if (!futex_wait(&word, 0, deadline)) {
+    if (!futex_wait(&word, 0, deadline, interruptible)) {
       // One last try at the deadline.
       v = word.load(std::memory_order_seq_cst);
       while (v > 0) {

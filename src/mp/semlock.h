@@ -34,7 +34,9 @@ int64_t monotonic_ns();
 // when the deadline passed, true otherwise (woken, value changed, a slice
 // ended, or a spurious wake-up: callers re-check their condition in a
 // loop).  Throws Failure("interrupted!") when Ctrl-C is pending.
-bool futex_wait(std::atomic<uint32_t>* word, uint32_t expected, Deadline deadline);
+// With interruptible=false a pending Ctrl-C is ignored (for re-taking a
+// lock while an interrupt is already being raised).
+bool futex_wait(std::atomic<uint32_t>* word, uint32_t expected, Deadline deadline, bool interruptible = true);
 // Wakes up to n waiters (INT32_MAX for all).
 void futex_wake(std::atomic<uint32_t>* word, int n);
 
@@ -68,7 +70,10 @@ struct SemLock {
   // once.  Returns Yes/Recovered on success, TimedOut when the deadline
   // passed or the lock was not free.  Throws Failure on Ctrl-C and, with
   // DeadHolder::Raise, when a Lock/RLock holder died (mp.ProcessError).
-  Acquired acquire(bool block, Deadline deadline, DeadHolder on_dead = DeadHolder::Raise);
+  // interruptible=false: ignores a pending Ctrl-C (Condition::wait uses it
+  // to take its lock back while "interrupted!" is on its way).
+  Acquired acquire(bool block, Deadline deadline, DeadHolder on_dead = DeadHolder::Raise,
+                   bool interruptible = true);
   // Releases one level.  Throws Failure (plain error) on misuse: releasing an
   // unheld Lock, an RLock held by another live process, or a
   // BoundedSemaphore above its start value.  Releasing an RLock whose holder

@@ -512,6 +512,12 @@ void adopt_tracker_from_env(Table& t) {
 }
 }  // namespace
 
+void adopt_inherited_tracker() {
+  Table& t = table();
+  std::lock_guard<std::mutex> lock(t.mu);
+  if (t.tracker_fd < 0) adopt_tracker_from_env(t);
+}
+
 void ensure_tracker() {
   Table& t = table();
   std::lock_guard<std::mutex> lock(t.mu);

@@ -119,6 +119,11 @@ class ForkWithoutHolds {
 // inherits the tracker's pipe.  Throws mp.OSError.
 void ensure_tracker();
 
+// A spawned child: adopts the tracker socket named by LUAMP_TRACKER_FD (if
+// it is really ours) and makes it close-on-exec again.  Called when the
+// module loads, so that programs the child runs do not inherit it.
+void adopt_inherited_tracker();
+
 // The write end of the tracker's pipe, or -1 before the tracker started.
 // It is O_CLOEXEC: spawn must clear FD_CLOEXEC on it in the child before
 // exec and set the environment variable LUAMP_TRACKER_FD to

@@ -28,24 +28,26 @@ using semlock::Deadline;
 using semlock::Kind;
 using semlock::SemLock;
 
-// A Condition's words.  `ws` packs the number of registered waiters (high
-// 32 bits) and of wake-up tokens granted to them and not yet taken (low 32
-// bits), so notify(n) grants at most n tokens to waiters that have none and
-// each token wakes exactly one waiter.  `seq` is the futex word waiters
-// sleep on; notify bumps it.
+// A Condition's words.  `sleepers`: waiters registered and not yet granted
+// a wake-up; `credits`: wake-ups granted and not yet taken; `seq`: the
+// futex word, bumped by every notify.  notify(n) moves min(n, sleepers)
+// from sleepers to credits, bumps seq and wakes that many sleepers.  A
+// waiter takes a credit only after it has seen seq change since it
+// registered, so a waiter that arrives after a notify (the notifier itself,
+// typically) cannot take that notify's wake-up: at most n earlier waiters
+// return true.  All counters change under the condition's lock, except that
+// a woken waiter takes its credit before re-acquiring the lock.
 struct CondWords {
   std::atomic<uint32_t> seq;
+  std::atomic<uint32_t> sleepers;
+  std::atomic<uint32_t> credits;
   uint32_t pad;
-  std::atomic<uint64_t> ws;
 };
-constexpr uint64_t kWaiter = uint64_t{1} << 32;
-inline uint32_t cond_waiting(uint64_t ws) { return static_cast<uint32_t>(ws >> 32); }
-inline uint32_t cond_tokens(uint64_t ws) { return static_cast<uint32_t>(ws); }
-// Takes a token (and the waiter's registration with it) if one is there.
-bool cond_take_token(CondWords* cw) {
-  uint64_t v = cw->ws.load(std::memory_order_seq_cst);
-  while (cond_tokens(v) > 0) {
-    if (cw->ws.compare_exchange_weak(v, v - kWaiter - 1, std::memory_order_seq_cst)) return true;
+// Takes one credit if there is one.
+bool cond_take_credit(CondWords* cw) {
+  uint32_t v = cw->credits.load(std::memory_order_seq_cst);
+  while (v > 0) {
+    if (cw->credits.compare_exchange_weak(v, v - 1, std::memory_order_seq_cst)) return true;
   }
   return false;
 }
@@ -60,6 +62,7 @@ struct SyncUd {
   std::shared_ptr<shm::Segment> seg;
   uint64_t offset = 0;
   void* words = nullptr;
+  const char* type = nullptr;  // the metatable name constant (fast self check)
 };
 
 constexpr const char* kLock = "mp.Lock";
@@ -84,6 +87,7 @@ const char* kind_metatable(Kind k) {
 SyncUd* new_sync(lua_State* L, const char* mt) {
   auto* u = static_cast<SyncUd*>(lua_newuserdatauv(L, sizeof(SyncUd), 1));
   new (u) SyncUd();
+  u->type = mt;
   luaL_setmetatable(L, mt);
   return u;
 }
@@ -169,10 +173,19 @@ int condition_release(lua_State* L) {
 }
 
 // lock:acquire([block [, timeout]]) -> boolean
+// A Lock or RLock at index 1, known without touching its metatable: the
+// userdata has our size and carries one of our type constants (a foreign
+// userdata of the same size holding that address is not a real concern).
+SyncUd* fast_lock(lua_State* L) {
+  auto* u = static_cast<SyncUd*>(lua_touserdata(L, 1));
+  if (u && lua_rawlen(L, 1) == sizeof(SyncUd) && (u->type == kLock || u->type == kRLock) && u->seg) return u;
+  return nullptr;
+}
+
 int lock_acquire(lua_State* L) {
-  SyncUd* u = check_self(L);
-  // Fast path: a plain Lock/RLock/Semaphore (not a Condition), no
-  // arguments, and the word free.
+  SyncUd* u = lua_gettop(L) == 1 ? fast_lock(L) : nullptr;
+  if (!u) u = check_self(L);
+  // Fast path: a Lock/RLock, no arguments, and the word free.
   if (lua_gettop(L) == 1) {
     auto* sl = static_cast<SemLock*>(u->words);
     Kind k = sl->type();
@@ -196,7 +209,8 @@ int lock_acquire(lua_State* L) {
 
 // lock:release()
 int lock_release(lua_State* L) {
-  SyncUd* u = check_self(L);
+  SyncUd* u = fast_lock(L);
+  if (!u) u = check_self(L);
   {
     auto* sl = static_cast<SemLock*>(u->words);
     if (sl->type() == Kind::Lock) {
@@ -370,7 +384,8 @@ int core_condition(lua_State* L) {
     auto seg = shm::Segment::create(32 + sizeof(SemLock));
     auto* cw = static_cast<CondWords*>(seg->data());
     cw->seq.store(0);
-    cw->ws.store(0);
+    cw->sleepers.store(0);
+    cw->credits.store(0);
     if (own_lock) {
       semlock::semlock_at(static_cast<char*>(seg->data()) + 32)->init(Kind::RLock, 0);
       push_semlock(L, seg, 32, Kind::RLock);
@@ -402,7 +417,8 @@ int condition_wait(lua_State* L) {
   auto* cw = static_cast<CondWords*>(u->words);
   return run_guarded(L, [&] {
     uint32_t depth = sl->depth;
-    cw->ws.fetch_add(kWaiter, std::memory_order_seq_cst);  // registered while holding the lock
+    cw->sleepers.fetch_add(1, std::memory_order_seq_cst);  // under the lock
+    uint32_t mine = cw->seq.load(std::memory_order_seq_cst);
     sl->depth = 1;
     sl->release();
     bool notified = false;
@@ -411,35 +427,43 @@ int condition_wait(lua_State* L) {
       uint32_t depth;
       CondWords* cw;
       bool* notified;
+      uint32_t* mine;
       ~Reacquire() {
-        if (!*notified) {
-          // Leave: take a token granted meanwhile (then we were notified
-          // after all), else just unregister.
-          if (cond_take_token(cw)) {
-            *notified = true;
-          } else {
-            cw->ws.fetch_sub(kWaiter, std::memory_order_seq_cst);
-          }
-        }
+        bool locked = true;
         try {
-          sl->acquire(true, Deadline::never());
+          // Not interruptible: when Ctrl-C is the reason we leave, the
+          // caller must still get its lock back (its guard releases it).
+          sl->acquire(true, Deadline::never(), semlock::DeadHolder::Raise, false);
         } catch (...) {
           // A dead holder or Ctrl-C while re-acquiring: the error of the
           // wait itself (if any) is already on its way.
-          return;
+          locked = false;
         }
-        if (sl->type() == Kind::RLock) sl->depth = depth;
+        if (!*notified) {
+          // Leaving without a wake-up (timeout, Ctrl-C): with the lock held,
+          // no notify runs now.  A credit granted since we registered may be
+          // ours: take it; else give back our registration.
+          if (cw->seq.load(std::memory_order_seq_cst) != *mine && cond_take_credit(cw)) {
+            *notified = true;
+          } else {
+            cw->sleepers.fetch_sub(1, std::memory_order_seq_cst);
+          }
+        }
+        if (locked && sl->type() == Kind::RLock) sl->depth = depth;
       }
     };
     {
-      Reacquire reacquire{sl, depth, cw, &notified};
+      Reacquire reacquire{sl, depth, cw, &notified, &mine};
       for (;;) {
-        uint32_t seq = cw->seq.load(std::memory_order_seq_cst);
-        if (cond_take_token(cw)) {
-          notified = true;
-          break;
+        uint32_t now_seq = cw->seq.load(std::memory_order_seq_cst);
+        if (now_seq != mine) {
+          if (cond_take_credit(cw)) {
+            notified = true;
+            break;
+          }
+          mine = now_seq;  // that notify was for others
         }
-        if (!semlock::futex_wait(&cw->seq, seq, d)) break;  // deadline
+        if (!semlock::futex_wait(&cw->seq, mine, d)) break;  // deadline
       }
     }
     lua_pushboolean(L, notified);
@@ -452,15 +476,13 @@ int condition_notify_n(lua_State* L, int n) {
   SyncUd* u = check_self(L);
   owned_condition_lock(L, "notify");
   auto* cw = static_cast<CondWords*>(u->words);
-  uint64_t v = cw->ws.load(std::memory_order_seq_cst);
-  uint32_t k;
-  do {
-    uint32_t idle = cond_waiting(v) - cond_tokens(v);  // waiters without a token
-    k = static_cast<uint32_t>(n) < idle ? static_cast<uint32_t>(n) : idle;
-    if (k == 0) return 0;
-  } while (!cw->ws.compare_exchange_weak(v, v + k, std::memory_order_seq_cst));
+  uint32_t waiting = cw->sleepers.load(std::memory_order_seq_cst);
+  uint32_t m = static_cast<uint32_t>(n) < waiting ? static_cast<uint32_t>(n) : waiting;
+  if (m == 0) return 0;
+  cw->sleepers.fetch_sub(m, std::memory_order_seq_cst);
+  cw->credits.fetch_add(m, std::memory_order_seq_cst);  // before seq: a waiter seeing seq sees them
   cw->seq.fetch_add(1, std::memory_order_seq_cst);
-  semlock::futex_wake(&cw->seq, static_cast<int>(k));
+  semlock::futex_wake(&cw->seq, static_cast<int>(m));
   return 0;
 }
 int condition_notify(lua_State* L) {
@@ -479,8 +501,7 @@ int condition_tostring(lua_State* L) {
   }
   push_semlock_repr(L, sl);
   lua_pushfstring(L, "<Condition(%s, %d)>", lua_tostring(L, -1),
-                  static_cast<int>(cond_waiting(static_cast<CondWords*>(u->words)->ws.load()) -
-                                   cond_tokens(static_cast<CondWords*>(u->words)->ws.load())));
+                  static_cast<int>(static_cast<CondWords*>(u->words)->sleepers.load()));
   return 1;
 }
 
@@ -700,6 +721,8 @@ void open_synchronize(lua_State* L) {
   lua_pop(L, 1);
 
   for (const auto& t : kNativeTypes) codec::register_native_type(L, &t);
+  // A spawned child takes over the shared-memory tracker it inherited.
+  shm::adopt_inherited_tracker();
 
   static const luaL_Reg funcs[] = {{"Lock", core_lock},
                                    {"RLock", core_rlock},

@@ -262,6 +262,23 @@ TEST_CASE("codec: C functions loaded later are found", "[codec]") {
   CHECK(s.error_of("mp.dumps(coroutine.create(print))") == "cannot send a coroutine (at value)");
 }
 
+TEST_CASE("codec: modules loaded after earlier messages still cross by name", "[codec]") {
+  State s;
+  s.run(R"lua(
+    assert(rt({1, {2}})[2][1] == 2)  -- a first message with tables
+    local late = {answer = 42}
+    package.loaded["test.late"] = late
+    assert(rt(late) == late)
+    local both = rt({late, late, string, {late}})
+    assert(both[1] == late and both[2] == late and both[3] == string and both[4][1] == late)
+    local function use() return late.answer end
+    assert(rt(use)() == 42)
+    package.loaded["test.late"] = nil
+    local copy = rt(late)  -- no longer a module: a copy
+    assert(copy ~= late and copy.answer == 42)
+  )lua");
+}
+
 TEST_CASE("codec: registered classes, __reduce and errors", "[codec]") {
   State s;
   s.run(R"lua(

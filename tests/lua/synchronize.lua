@@ -83,6 +83,10 @@ do
     error("boom")
   end)
   assert(not lock:locked())
+  -- methods check their object
+  check_error("Lock expected", lock.acquire, {})
+  check_error("Lock expected", lock.release, mp.Event())
+  check_error("Lock expected", lock.acquire, io.stdout)
 end
 
 -- RLock: counts per owner; another process neither gets nor releases it.
@@ -187,6 +191,42 @@ do
   assert(woken.value == 3)
 end
 
+-- A producer and two consumers over one Condition: no wake-up is lost
+-- (a lost one would stall a consumer until its 10 s timeout).
+do
+  local cond = mp.Condition(mp.Lock())
+  local st = mp.RawArray("i", 3)  -- produced, consumed, done
+  local function consumer(c, s)
+    while true do
+      local g <close> = c:guard()
+      assert(c:wait_for(function() return s[1] > s[2] or s[3] == 1 end, 10), "consumer starved")
+      if s[1] > s[2] then
+        s[2] = s[2] + 1
+      elseif s[3] == 1 then
+        return
+      end
+    end
+  end
+  local cs = {start(consumer, cond, st), start(consumer, cond, st)}
+  local t0 = os.monotonic()
+  for _ = 1, 2000 do
+    local g <close> = cond:guard()
+    st[1] = st[1] + 1
+    cond:notify()
+  end
+  while true do
+    local g <close> = cond:guard()
+    if st[2] == 2000 then
+      st[3] = 1
+      cond:notify_all()
+      break
+    end
+    cond:wait(0.05)
+  end
+  for _, p in ipairs(cs) do assert(join(p) == 0) end
+  assert(st[2] == 2000 and os.monotonic() - t0 < 20, "took " .. (os.monotonic() - t0))
+end
+
 -- Ctrl-C (SIGINT) stops a child blocked in acquire: exit code 1.
 do
   local lock, ready = mp.Lock(), mp.Semaphore(0)
@@ -200,6 +240,31 @@ do
   if p.exitcode == nil then p:kill(); p:join() end
   assert(p.exitcode == 1, "exit code " .. tostring(p.exitcode))
   lock:release()
+end
+
+-- Ctrl-C in Condition:wait inside a guard: the child stops with exit
+-- code 1 and "interrupted!" (the wait takes the lock back ignoring the
+-- pending interrupt, so no error about the lock replaces it).
+do
+  local cond, ready = mp.Condition(), mp.Semaphore(0)
+  local p = start(function(c, r)
+    local g <close> = c:guard()
+    r:release()
+    c:wait()
+  end, cond, ready)
+  assert(ready:acquire(true, 30))
+  os.sleep(0.2)
+  os.execute("kill -INT " .. p.pid)
+  p:join(10)
+  if p.exitcode == nil then p:kill(); p:join() end
+  assert(p.exitcode == 1, "exit " .. tostring(p.exitcode))
+  -- The interrupt keeps raising at every call until the child exits, so
+  -- its guard could not release: the lock is left to a dead holder.
+  local ok, err = pcall(cond.acquire, cond, true, 5)
+  assert(ok or mp.isinstance(err, mp.ProcessError), tostring(err))
+  if not ok then cond:release() end  -- recover (an RLock of a dead owner)
+  assert(cond:acquire(false))
+  cond:release()
 end
 
 -- Event.
