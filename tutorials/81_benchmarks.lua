@@ -146,12 +146,14 @@ local function lock_speed(make)
 end
 
 -- Python: test_conditionspeed.  A child and the parent notify each other
--- in turn: one iteration is a round trip of two wake-ups.
+-- in turn on one Condition: one iteration is a round trip of two
+-- wake-ups.  Each side notifies and then waits at once, so a wake-up must
+-- go to the process that was waiting, never to the notifier's own wait.
 local function condition_pingpong(n)
   local c = mp.Condition()
   local p = mp.Process{target = function(cond, count)
     cond:acquire()
-    cond:notify()
+    cond:notify()               -- ready
     for _ = 1, count do
       cond:wait(30)
       cond:notify()
@@ -164,7 +166,7 @@ local function condition_pingpong(n)
   local t = os.monotonic()
   for _ = 1, n do
     c:notify()
-    c:wait(30)
+    assert(c:wait(30), "a wake-up was lost")
   end
   local elapsed = os.monotonic() - t
   c:release()

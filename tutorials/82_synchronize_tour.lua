@@ -5,7 +5,7 @@
 -- polled every 0.08 s, TIMEOUT lines, dots while joining, Condition and
 -- Process reprs); here each sub-test prints what does not depend on timing,
 -- and checks the rest (lines of processes that run at the same time are in
--- unordered blocks).  Sleeps are a tenth of the original's.
+-- unordered blocks).  Sleeps are far shorter than the original's.
 --
 -- Python's "threads" mode (multiprocessing.dummy) is not carried over: Lua
 -- has no threads.  Its "manager" mode is the last section: the same
