@@ -1002,7 +1002,11 @@ local DONE = setmetatable({}, {__name = "done"})
 local idle_workers = {}
 local function worker(body, a, b, c)
   while true do
-    body, a, b, c = coroutine.yield(DONE, body(a, b, c))
+    local reply = body(a, b, c)
+    -- An idle worker must not keep its last request's arguments alive: they
+    -- may hold proxies, whose collection is what releases their referents.
+    body, a, b, c = nil, nil, nil, nil
+    body, a, b, c = coroutine.yield(DONE, reply)
   end
 end
 local function get_worker()
