@@ -1001,12 +1001,14 @@ end
 local DONE = setmetatable({}, {__name = "done"})
 local idle_workers = {}
 local function worker(body, a, b, c)
+  -- The reply goes out in a box that _step empties, and the arguments are
+  -- dropped before yielding: an idle worker must keep nothing of its last
+  -- request alive (proxies in it are what hold their referents).
+  local box = {}
   while true do
-    local reply = body(a, b, c)
-    -- An idle worker must not keep its last request's arguments alive: they
-    -- may hold proxies, whose collection is what releases their referents.
+    box[1] = body(a, b, c)
     body, a, b, c = nil, nil, nil, nil
-    body, a, b, c = coroutine.yield(DONE, reply)
+    body, a, b, c = coroutine.yield(DONE, box)
   end
 end
 local function get_worker()
@@ -1025,8 +1027,10 @@ function Server:_step(job, ...)
   local ok, rep, poll = coroutine.resume(job.co, ...)
   types._set_current(nil)
   if ok and rep == DONE then
+    local reply = poll[1]
+    poll[1] = nil
     if #idle_workers < 16 then idle_workers[#idle_workers + 1] = job.co end
-    self:_reply(job.client, poll, job.seq)
+    self:_reply(job.client, reply, job.seq)
     return true
   end
   if ok then
