@@ -245,15 +245,17 @@ void build_cfunction_table(lua_State* L) {
   lua_settop(L, top);
 }
 
-// Looks the C function at `idx` up; pushes its path or nil.  Rebuilds the
-// table once when the function is not found (a module loaded since).
-void push_cfunction_name(lua_State* L, int idx) {
+// Looks the value at `idx` up in the name table registry[table_key]
+// (kCNamesKey: C function -> path; kCFuncsKey: path -> C function) and
+// pushes what it maps to, or nil.  Rebuilds the tables once when the value
+// is not found (a module loaded since).
+void push_cfunction_lookup(lua_State* L, const char* table_key, int idx) {
   idx = lua_absindex(L, idx);
   for (int attempt = 0; attempt < 2; ++attempt) {
-    if (attempt == 1 || lua_getfield(L, LUA_REGISTRYINDEX, kCNamesKey) != LUA_TTABLE) {
+    if (attempt == 1 || lua_getfield(L, LUA_REGISTRYINDEX, table_key) != LUA_TTABLE) {
       if (attempt == 0) lua_pop(L, 1);
       build_cfunction_table(L);
-      lua_getfield(L, LUA_REGISTRYINDEX, kCNamesKey);
+      lua_getfield(L, LUA_REGISTRYINDEX, table_key);
     }
     lua_pushvalue(L, idx);
     if (lua_rawget(L, -2) != LUA_TNIL) {
@@ -265,24 +267,11 @@ void push_cfunction_name(lua_State* L, int idx) {
   lua_pushnil(L);
 }
 
-// Pushes the C function known by `path` here, or nil (after one rebuild).
-void push_cfunction_by_name(lua_State* L, int path_idx) {
-  path_idx = lua_absindex(L, path_idx);
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    if (attempt == 1 || lua_getfield(L, LUA_REGISTRYINDEX, kCFuncsKey) != LUA_TTABLE) {
-      if (attempt == 0) lua_pop(L, 1);
-      build_cfunction_table(L);
-      lua_getfield(L, LUA_REGISTRYINDEX, kCFuncsKey);
-    }
-    lua_pushvalue(L, path_idx);
-    if (lua_rawget(L, -2) != LUA_TNIL) {
-      lua_remove(L, -2);
-      return;
-    }
-    lua_pop(L, 2);
-  }
-  lua_pushnil(L);
-}
+// Pushes the path of the C function at `idx`, or nil.
+void push_cfunction_name(lua_State* L, int idx) { push_cfunction_lookup(L, kCNamesKey, idx); }
+
+// Pushes the C function known by the path at `path_idx` here, or nil.
+void push_cfunction_by_name(lua_State* L, int path_idx) { push_cfunction_lookup(L, kCFuncsKey, path_idx); }
 
 // ---------------------------------------------------------------------------
 // Encoder.
