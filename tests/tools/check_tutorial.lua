@@ -11,59 +11,22 @@
 local exe, tutorial, method = arg[1], arg[2], arg[3] or "fork"
 assert(exe and tutorial, "usage: check_tutorial.lua <luamp> <tutorial.lua> [method]")
 
+-- The .expected format lives with the tutorials: tutorials/lib/expected.lua.
+local tutorial_dir = tutorial:match("^(.*)/[^/]*$") or "."
+package.path = tutorial_dir .. "/lib/?.lua;" .. package.path
+local expected = require "expected"
+
 local function shell_quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
-local function read_lines(text)
-  local lines = {}
-  for line in (text .. "\n"):gmatch("(.-)\r?\n") do lines[#lines + 1] = line end
-  if lines[#lines] == "" then lines[#lines] = nil end
-  return lines
-end
 
 local expected_path = tutorial:gsub("%.lua$", ".expected")
 local f = assert(io.open(expected_path, "rb"), "missing " .. expected_path)
 local expected_text = f:read("a")
 f:close()
 
--- Parse the expected file into directives and items: a line pattern, or an
--- unordered block of patterns.
-local placeholders = {
-  pid = "%d+", int = "%-?%d+", num = "%-?[%d%.]+[eE]?[%-+]?%d*", hex = "0?x?%x+", ["*"] = ".-",
-}
-local function to_pattern(line)
-  local out, pos = {}, 1
-  while true do
-    local s, e, name = line:find("{{([%w%*]+)}}", pos)
-    if not s then break end
-    out[#out + 1] = line:sub(pos, s - 1):gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")
-    out[#out + 1] = assert(placeholders[name], "unknown placeholder {{" .. name .. "}} in " .. expected_path)
-    pos = e + 1
-  end
-  out[#out + 1] = line:sub(pos):gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")
-  return "^" .. table.concat(out) .. "$"
-end
-
-local expected_exit = 0
-local items = {}
-local block
-for _, line in ipairs(read_lines(expected_text)) do
-  local code = line:match("^@exit%s+(%-?%d+)$")
-  if code then
-    expected_exit = tonumber(code)
-  elseif line == "<<< unordered" then
-    block = {unordered = true, lines = {}}
-  elseif line == ">>>" and block then
-    items[#items + 1] = block
-    block = nil
-  elseif block then
-    block.lines[#block.lines + 1] = {text = line, pattern = to_pattern(line)}
-  else
-    items[#items + 1] = {text = line, pattern = to_pattern(line)}
-  end
-end
-assert(not block, expected_path .. ": unterminated <<< unordered block")
+local items, expected_exit = expected.parse(expected_text, expected_path)
 
 -- Run the tutorial.
 local cmd = string.format("LUAMP_START_METHOD=%s %s %s", shell_quote(method), shell_quote(exe),
@@ -71,7 +34,7 @@ local cmd = string.format("LUAMP_START_METHOD=%s %s %s", shell_quote(method), sh
 local p = assert(io.popen(cmd, "r"))
 local output = p:read("a")
 local _, how, status = p:close()
-local actual = read_lines(output)
+local actual = expected.lines(output)
 
 local failures = {}
 local function fail(msg) failures[#failures + 1] = msg end
@@ -82,26 +45,6 @@ elseif how == "signal" then
   fail("killed by signal " .. status)
 end
 
--- Bipartite matching of an unordered block's patterns to actual lines.
-local function match_unordered(patterns, lines)
-  local owner = {}  -- line index -> pattern index
-  local function try(pi, seen)
-    for li = 1, #lines do
-      if not seen[li] and lines[li]:find(patterns[pi].pattern) then
-        seen[li] = true
-        if not owner[li] or try(owner[li], seen) then
-          owner[li] = pi
-          return true
-        end
-      end
-    end
-    return false
-  end
-  for pi = 1, #patterns do
-    if not try(pi, {}) then return false, patterns[pi].text end
-  end
-  return true
-end
 
 local pos = 1
 for _, item in ipairs(items) do
@@ -112,7 +55,7 @@ for _, item in ipairs(items) do
     if #chunk < n then
       fail(string.format("output ended inside an unordered block at line %d", pos))
     else
-      local ok, missing = match_unordered(item.lines, chunk)
+      local ok, missing = expected.match_unordered(item.lines, chunk)
       if not ok then
         fail(string.format("unordered block at output lines %d-%d has no line for: %s", pos,
                            pos + n - 1, missing))

@@ -21,6 +21,8 @@
 -- and "<<< unordered" ... ">>>" blocks.
 
 local here = arg[0]:match("^(.*)/[^/]*$") or "."
+package.path = here .. "/../lib/?.lua;" .. package.path
+local expected = require "expected"
 
 -- The exercises.  `expected` is compared with stdout; `hints` maps a piece
 -- of an expected line to advice shown when that line is wrong; `source`
@@ -219,12 +221,6 @@ local function read_file(path)
   return s
 end
 
-local function lines_of(text)
-  local lines = {}
-  for line in (text .. "\n"):gmatch("(.-)\r?\n") do lines[#lines + 1] = line end
-  if lines[#lines] == "" then lines[#lines] = nil end
-  return lines
-end
 
 -- The luamp that runs this checker runs the student's file too.
 local function luamp_executable()
@@ -235,40 +231,10 @@ local function luamp_executable()
   return arg[i]
 end
 
-local placeholders = {
-  pid = "%d+", int = "%-?%d+", num = "%-?[%d%.]+[eE]?[%-+]?%d*", hex = "0?x?%x+", ["*"] = ".-",
-}
-
--- An expected line -> a Lua pattern for the whole actual line.
-local function to_pattern(line)
-  local out, pos = {}, 1
-  while true do
-    local s, e, name = line:find("{{([%w%*]+)}}", pos)
-    if not s then break end
-    out[#out + 1] = line:sub(pos, s - 1):gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")
-    out[#out + 1] = assert(placeholders[name], "unknown placeholder " .. name)
-    pos = e + 1
-  end
-  out[#out + 1] = line:sub(pos):gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")
-  return "^" .. table.concat(out) .. "$"
-end
-
--- Expected text -> a list of items: a line, or an unordered block of lines.
+-- Expected text -> a list of items (tutorials/lib/expected.lua: the same
+-- format as the tutorials' .expected files).
 local function parse_expected(text)
-  local items, block = {}, nil
-  for _, line in ipairs(lines_of(text)) do
-    if line == "<<< unordered" then
-      block = {unordered = true, lines = {}}
-    elseif line == ">>>" and block then
-      items[#items + 1] = block
-      block = nil
-    elseif block then
-      block.lines[#block.lines + 1] = {text = line, pattern = to_pattern(line)}
-    else
-      items[#items + 1] = {text = line, pattern = to_pattern(line)}
-    end
-  end
-  return items
+  return (expected.parse(text, "the exercise's expected output"))
 end
 
 local function hint_for(ex, text)
@@ -286,17 +252,11 @@ local function compare(ex, items, actual)
     if item.unordered then
       local n = #item.lines
       local chunk = {table.unpack(actual, pos, pos + n - 1)}
-      local used = {}
-      for _, want in ipairs(item.lines) do
-        local found = false
-        for li, line in ipairs(chunk) do
-          if not used[li] and line:find(want.pattern) then used[li], found = true, true break end
-        end
-        if not found then
-          problems[#problems + 1] = {msg = string.format("missing line (in any order around line %d): %s",
-                                                         pos, want.text), hint = hint_for(ex, want.text)}
-          return problems
-        end
+      local ok, missing = expected.match_unordered(item.lines, chunk)
+      if not ok then
+        problems[#problems + 1] = {msg = string.format("missing line (in any order around line %d): %s",
+                                                       pos, missing), hint = hint_for(ex, missing)}
+        return problems
       end
       pos = pos + n
     else
@@ -353,7 +313,7 @@ local function run(exe, path, method, timeout)
 end
 
 local function indent(text, max_lines)
-  local lines = lines_of(text)
+  local lines = expected.lines(text)
   local shown = {}
   for i = 1, math.min(#lines, max_lines) do shown[i] = "      " .. lines[i] end
   if #lines > max_lines then shown[#shown + 1] = "      ..." end
@@ -440,7 +400,7 @@ for _, method in ipairs(ex.methods) do
     found = {{msg = string.format("the program printed more than %d bytes (it was stopped)", MAX_OUTPUT),
               hint = "a loop that never ends?"}}
   else
-    found = compare(ex, items, lines_of(out))
+    found = compare(ex, items, expected.lines(out))
     if status ~= 0 then
       table.insert(found, 1, {msg = "the program ended with exit status " .. tostring(status) ..
                                     " (0 expected)"})
