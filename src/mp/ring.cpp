@@ -9,11 +9,14 @@
 //   kind 1 (Inline): the payload is the encoded message.
 //   kind 2 (Big):    u64 message size, then shm::encode_ref of the segment
 //                    holding the message (one in-flight hold travels with it).
+//   kind | kTagged:  the payload starts with a u64 tag (put_tagged), then
+//                    the kind's payload; the length counts the tag.
 #include "mp/ring.h"
 
 #include <atomic>
 #include <climits>
 #include <cstring>
+#include <ctime>
 
 #include "mp/lua_util.h"
 
@@ -24,6 +27,7 @@ constexpr uint32_t kMagic = 0x474e4952;  // "RING"
 constexpr uint32_t kVersion = 1;
 constexpr uint32_t kInline = 1;
 constexpr uint32_t kBig = 2;
+constexpr uint32_t kTagged = 0x100;
 constexpr size_t kHeaderBytes = 128;
 constexpr size_t kMinCapacity = 4096;
 // Waits sleep at most this long before looking again, so a wake-up lost to a
@@ -31,6 +35,14 @@ constexpr size_t kMinCapacity = 4096;
 // latency, never a hang.
 constexpr double kSliceSeconds = 0.1;
 constexpr int kSpins = 200;
+// How long a get_claimed(spin) reader watches an empty ring before it sleeps.
+constexpr int64_t kSpinNanos = 50000;
+
+int64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
 
 
 inline size_t round8(size_t n) { return (n + 7) & ~size_t{7}; }
@@ -61,7 +73,7 @@ struct Header {
   std::atomic<uint32_t> readers_waiting;
   std::atomic<uint32_t> writers_waiting;
   std::atomic<uint32_t> unfinished;  // JoinableQueue tasks not yet done
-  uint32_t reserved1;
+  std::atomic<uint32_t> spinners;    // readers spinning before they sleep (get_claimed)
 };
 static_assert(sizeof(Header) <= kHeaderBytes, "ring header must fit its 128 bytes");
 static_assert(offsetof(Header, lock) % 32 == 0, "SemLock must be 32-byte aligned");
@@ -104,8 +116,35 @@ Ring Ring::create(size_t capacity, int64_t maxsize) {
   if (capacity < kMinCapacity) capacity = kMinCapacity;
   capacity = round8(capacity);
   auto seg = shm::Segment::create(kHeaderBytes + capacity);
-  auto* h = static_cast<Header*>(seg->data());
-  h->capacity = capacity;
+  format_at(seg->data(), capacity, maxsize);
+  return Ring(std::move(seg));
+}
+
+Ring::Ring(std::shared_ptr<shm::Segment> seg) : seg_(std::move(seg)) {
+  if (!seg_) throw Failure::plain("corrupt message: not a queue ring");
+  attach(seg_->data(), seg_->size());
+}
+
+Ring::Ring(void* mem, size_t bytes) { attach(mem, bytes); }
+
+void Ring::attach(void* mem, size_t bytes) {
+  if (mem == nullptr || bytes < kHeaderBytes + kMinCapacity) throw Failure::plain("corrupt message: not a queue ring");
+  h_ = static_cast<Header*>(mem);
+  if (h_->magic != kMagic || h_->version != kVersion || h_->capacity + kHeaderBytes > bytes)
+    throw Failure::plain("corrupt message: not a queue ring");
+  data_ = static_cast<char*>(mem) + kHeaderBytes;
+}
+
+size_t Ring::bytes_at(size_t capacity) {
+  if (capacity < kMinCapacity) capacity = kMinCapacity;
+  return kHeaderBytes + round8(capacity);
+}
+
+// `mem` is zero-filled (fresh memfd or segment pages).
+void Ring::format_at(void* mem, size_t capacity, int64_t maxsize) {
+  if (capacity < kMinCapacity) capacity = kMinCapacity;
+  auto* h = static_cast<Header*>(mem);
+  h->capacity = round8(capacity);
   h->maxsize = maxsize;
   h->lock.init(semlock::Kind::Lock, 0);
   h->head = h->tail = 0;
@@ -113,15 +152,6 @@ Ring Ring::create(size_t capacity, int64_t maxsize) {
   h->version = kVersion;
   std::atomic_thread_fence(std::memory_order_release);
   h->magic = kMagic;
-  return Ring(std::move(seg));
-}
-
-Ring::Ring(std::shared_ptr<shm::Segment> seg) : seg_(std::move(seg)) {
-  if (!seg_ || seg_->size() < kHeaderBytes + kMinCapacity) throw Failure::plain("corrupt message: not a queue ring");
-  h_ = static_cast<Header*>(seg_->data());
-  if (h_->magic != kMagic || h_->version != kVersion || h_->capacity + kHeaderBytes > seg_->size())
-    throw Failure::plain("corrupt message: not a queue ring");
-  data_ = static_cast<char*>(seg_->data()) + kHeaderBytes;
 }
 
 size_t Ring::capacity() const { return h_->capacity; }
@@ -159,7 +189,8 @@ void Ring::repair() {
     uint32_t rec[2];
     std::memcpy(rec, data_ + pos % cap, 8);
     uint64_t size = 8 + round8(rec[0]);
-    if ((rec[1] != kInline && rec[1] != kBig) || size > h_->tail - pos) {
+    uint32_t kind = rec[1] & ~kTagged;
+    if ((kind != kInline && kind != kBig) || ((rec[1] & kTagged) && rec[0] < 8) || size > h_->tail - pos) {
       h_->tail = pos;
       break;
     }
@@ -207,6 +238,24 @@ Status Ring::wait_for(std::atomic<uint32_t>& seq, uint32_t seen, std::atomic<uin
 }
 
 Status Ring::put(const char* data, size_t size, bool block, semlock::Deadline deadline) {
+  return put_record(nullptr, data, size, block, deadline);
+}
+
+Status Ring::put_tagged(uint64_t tag, const char* data, size_t size, bool block, semlock::Deadline deadline) {
+  return put_record(&tag, data, size, block, deadline);
+}
+
+Status Ring::get(Message& out, bool block, semlock::Deadline deadline) {
+  return get_record(out, block, deadline, nullptr, nullptr, false);
+}
+
+Status Ring::get_claimed(Message& out, bool block, semlock::Deadline deadline, ClaimFn claim, void* ctx,
+                         bool spin) {
+  return get_record(out, block, deadline, claim, ctx, spin);
+}
+
+Status Ring::put_record(const uint64_t* tag, const char* data, size_t size, bool block,
+                        semlock::Deadline deadline) {
   const uint64_t cap = h_->capacity;
   PendingRef big;
   const char* payload = data;
@@ -225,7 +274,9 @@ Status Ring::put(const char* data, size_t size, bool block, semlock::Deadline de
     payload_size = big.ref.size();
     kind = kBig;
   }
-  const uint64_t need = 8 + round8(payload_size);
+  const size_t tag_size = tag ? 8 : 0;
+  if (tag) kind |= kTagged;
+  const uint64_t need = 8 + round8(tag_size + payload_size);
   if (need > cap) throw Failure::plain("message too large for the queue ring");
   bool timed_out = false;
   for (;;) {
@@ -233,9 +284,10 @@ Status Ring::put(const char* data, size_t size, bool block, semlock::Deadline de
     bool room = cap - (h_->tail - h_->head) >= need &&
                 (h_->maxsize <= 0 || h_->count.load(std::memory_order_relaxed) < static_cast<uint64_t>(h_->maxsize));
     if (room) {
-      uint32_t rec[2] = {static_cast<uint32_t>(payload_size), kind};
+      uint32_t rec[2] = {static_cast<uint32_t>(tag_size + payload_size), kind};
       copy_in(data_, cap, h_->tail, reinterpret_cast<const char*>(rec), 8);
-      copy_in(data_, cap, h_->tail + 8, payload, payload_size);
+      if (tag) copy_in(data_, cap, h_->tail + 8, reinterpret_cast<const char*>(tag), 8);
+      copy_in(data_, cap, h_->tail + 8 + tag_size, payload, payload_size);
       h_->unfinished.fetch_add(1, std::memory_order_relaxed);
       // The commit point: the record is visible once tail moves past it.
       std::atomic_thread_fence(std::memory_order_release);
@@ -263,7 +315,8 @@ Status Ring::put(const char* data, size_t size, bool block, semlock::Deadline de
   }
 }
 
-Status Ring::get(Message& out, bool block, semlock::Deadline deadline) {
+Status Ring::get_record(Message& out, bool block, semlock::Deadline deadline, ClaimFn claim, void* ctx,
+                        bool spin) {
   const uint64_t cap = h_->capacity;
   std::string ref;
   bool timed_out = false;
@@ -272,14 +325,23 @@ Status Ring::get(Message& out, bool block, semlock::Deadline deadline) {
     if (h_->tail != h_->head) {
       uint32_t rec[2];
       copy_out(data_, cap, h_->head, reinterpret_cast<char*>(rec), 8);
-      if (rec[1] == kInline) {
-        out.bytes.reset(new char[rec[0] > 0 ? rec[0] : 1]);
-        out.bytes_size = rec[0];
-        copy_out(data_, cap, h_->head + 8, out.bytes.get(), rec[0]);
-      } else {
-        ref.resize(rec[0]);
-        copy_out(data_, cap, h_->head + 8, ref.data(), rec[0]);
+      uint64_t tag = 0;
+      uint32_t skip = 0;  // the tag's bytes
+      if (rec[1] & kTagged) {
+        copy_out(data_, cap, h_->head + 8, reinterpret_cast<char*>(&tag), 8);
+        skip = 8;
       }
+      const uint32_t kind = rec[1] & ~kTagged;
+      const uint32_t len = rec[0] - skip;
+      if (kind == kInline) {
+        out.bytes.reset(new char[len > 0 ? len : 1]);
+        out.bytes_size = len;
+        copy_out(data_, cap, h_->head + 8 + skip, out.bytes.get(), len);
+      } else {
+        ref.resize(len);
+        copy_out(data_, cap, h_->head + 8 + skip, ref.data(), len);
+      }
+      if (claim) claim(ctx, tag);
       // The message is consumed once head moves past it.
       std::atomic_thread_fence(std::memory_order_release);
       h_->head += 8 + round8(rec[0]);
@@ -288,7 +350,7 @@ Status Ring::get(Message& out, bool block, semlock::Deadline deadline) {
       bool wake = h_->writers_waiting.load(std::memory_order_seq_cst) != 0;
       unlock();
       if (wake) semlock::futex_wake(&h_->space_seq, INT_MAX);
-      if (rec[1] == kBig) {
+      if (kind == kBig) {
         if (ref.size() < 8) throw Failure::plain("corrupt message: bad big-message reference");
         uint64_t sz;
         std::memcpy(&sz, ref.data(), 8);
@@ -303,6 +365,22 @@ Status Ring::get(Message& out, bool block, semlock::Deadline deadline) {
     if (!block || deadline.expired()) {
       unlock();
       return timed_out || block ? Status::TimedOut : Status::WouldBlock;
+    }
+    if (spin) {
+      // One reader at a time watches the ring for a moment before it
+      // sleeps: a writer putting many small messages then wakes nobody.
+      spin = false;
+      if (h_->spinners.fetch_add(1, std::memory_order_acq_rel) == 0) {
+        unlock();
+        const int64_t until = monotonic_ns() + kSpinNanos;
+        for (int i = 1; h_->count.load(std::memory_order_acquire) == 0; ++i) {
+          cpu_relax();
+          if ((i & 63) == 0 && monotonic_ns() >= until) break;
+        }
+        h_->spinners.fetch_sub(1, std::memory_order_acq_rel);
+        continue;
+      }
+      h_->spinners.fetch_sub(1, std::memory_order_acq_rel);
     }
     uint32_t seen = h_->data_seq.load(std::memory_order_seq_cst);
     if (wait_for(h_->data_seq, seen, h_->readers_waiting, deadline) == Status::TimedOut) {

@@ -52,12 +52,34 @@ class Ring {
   // Failure("corrupt message: ...") when it is not a ring.
   explicit Ring(std::shared_ptr<shm::Segment> seg);
 
+  // A ring in memory the caller owns and keeps mapped for the Ring's life
+  // (the Pool's memfd, pool.cpp): format_at() writes an empty ring of
+  // bytes_at(capacity) bytes at `mem`; the constructor wraps one (throws
+  // Failure("corrupt message: ...") when it is not a ring).  segment() is
+  // null for such a ring.
+  static size_t bytes_at(size_t capacity);
+  static void format_at(void* mem, size_t capacity, int64_t maxsize = 0);
+  Ring(void* mem, size_t bytes);
+
   // Appends one message.  block=false: WouldBlock when full.  Otherwise
   // waits (without the lock) until there is room or the deadline passes
   // (TimedOut).  Throws Failure on Ctrl-C ("interrupted!") or OS errors.
   Status put(const char* data, size_t size, bool block, semlock::Deadline deadline);
   // Takes the oldest message.  WouldBlock / TimedOut as for put.
   Status get(Message& out, bool block, semlock::Deadline deadline);
+
+  // The Pool's exact hand-over (docs/design/pool.md): put_tagged() stores a
+  // 64-bit tag with the message; get_claimed() calls claim(ctx, tag) with
+  // the ring's lock held, before the message leaves the ring (untagged
+  // messages give tag 0), so a process that dies anywhere has either left
+  // the message in the ring or recorded that it took it.  claim must not
+  // throw or block.  With spin, a reader that finds the ring empty first
+  // watches it for up to 50 us (one such reader at a time) before it
+  // sleeps, so a writer of many small messages wakes nobody.
+  using ClaimFn = void (*)(void* ctx, uint64_t tag);
+  Status put_tagged(uint64_t tag, const char* data, size_t size, bool block, semlock::Deadline deadline);
+  Status get_claimed(Message& out, bool block, semlock::Deadline deadline, ClaimFn claim, void* ctx,
+                     bool spin = false);
 
   size_t qsize() const;  // messages in the ring now (a snapshot)
   bool full() const;     // maxsize reached (never for maxsize <= 0)
@@ -74,7 +96,7 @@ class Ring {
   Status join(semlock::Deadline deadline);
   uint32_t unfinished() const;
 
-  const std::shared_ptr<shm::Segment>& segment() const { return seg_; }
+  const std::shared_ptr<shm::Segment>& segment() const { return seg_; }  // null: not in a segment
 
   // The ring's lock, public for the crash tests (a child that dies holding
   // it).  lock() takes a dead holder's lock over and repairs the ring.
@@ -85,6 +107,9 @@ class Ring {
   void repair();  // after taking the lock over from a dead holder
   Status wait_for(std::atomic<uint32_t>& seq, uint32_t seen, std::atomic<uint32_t>& waiting,
                   semlock::Deadline deadline);
+  Status put_record(const uint64_t* tag, const char* data, size_t size, bool block, semlock::Deadline deadline);
+  Status get_record(Message& out, bool block, semlock::Deadline deadline, ClaimFn claim, void* ctx, bool spin);
+  void attach(void* mem, size_t bytes);
 
   std::shared_ptr<shm::Segment> seg_;
   Header* h_ = nullptr;
