@@ -1,14 +1,15 @@
 -- The Pool (API.md "Pools"; docs/api/pool.md, docs/design/pool.md):
 -- mp.Pool, AsyncResult, MapResult, IMapIterator, and the worker loop.
 --
--- There are no threads.  The owner (the process that made the pool) moves
--- tasks and results only inside pool calls: submitting, get/wait/ready,
--- iterating, close/join/terminate.  Each worker has its own channel (a
--- socket pair: core.pool_pipe) on which the owner sends batches of chunks
--- and the worker sends back the chunks' answers, in order, a few at a time;
--- a shared progress page (started/finished counts) tells the owner which
--- chunk a dead worker was running: that chunk fails with WorkerLostError,
--- its other chunks go to other workers.
+-- There are no threads.  The owner (the process that made the pool) puts
+-- every task on a shared-memory task ring when it is submitted (input read
+-- from an iterator function only a little ahead); idle workers take tasks
+-- from it and put each chunk's answer on a result ring at once.  The owner
+-- reads answers inside pool calls (get/wait/ready, iterating, join) and
+-- runs callbacks then.  Each worker's slot (pool.cpp) records, under the
+-- ring's lock, which task it took, and which chunk of it runs: the chunk a
+-- dead worker was running fails with WorkerLostError, the chunks of its
+-- task it never started go to other workers.
 local core = require "multiprocessing.core"
 local class = require "multiprocessing.class"
 local errors = require "multiprocessing.errors"
@@ -26,15 +27,15 @@ local sunpack = string.unpack
 -- Worker name prefixes, as Python's.
 local prefixes = {fork = "ForkPoolWorker", spawn = "SpawnPoolWorker", forkserver = "ForkServerPoolWorker"}
 
-local merge_runs  -- defined with the dispatcher
 local current_process = process.current_process
 
 local signal_names = {}
 for name, num in pairs(core.signals) do signal_names[num] = name end
 
--- Channels of every pool of this process, so a forked worker can close
--- the copies it inherited (weak: a collected pool takes its channels along).
-M._live_channels = setmetatable({}, {__mode = "k"})
+-- The vehicles (pool.cpp) of every pool of this process, so a forked
+-- worker can close the copies it inherited (weak: a collected pool takes
+-- its vehicle along).
+M._live_vehicles = setmetatable({}, {__mode = "k"})
 
 ---------------------------------------------------------------------------
 -- The worker
@@ -68,10 +69,10 @@ end
 
 -- Sends one chunk's answer; values or errors that cannot be encoded become
 -- errors of their task instead of killing the worker.
-local function send_answer(conn, msg, wname, first, n)
-  local ok, err = pcall(conn.send, conn, msg)
+local function send_answer(shared, msg, wname, first, n)
+  local ok, err = pcall(shared.answer, shared, msg)
   if ok then return end
-  local values, errs = msg[1], msg[2] or {}
+  local values, errs = msg[4], msg[5] or {}
   for k = 1, n do
     if errs[k] ~= nil then
       if not pcall(core.dumps, errs[k]) then errs[k] = tostring(errs[k]) end
@@ -82,32 +83,36 @@ local function send_answer(conn, msg, wname, first, n)
       values[k] = nil
     end
   end
-  msg[2] = errs
-  ok, err = pcall(conn.send, conn, msg)
+  msg[5] = errs
+  ok, err = pcall(shared.answer, shared, msg)
   if not ok then error(err, 0) end
 end
 
--- The body of a worker process.  Messages from the owner: a batch
--- {chunk, chunk, ..., defs = {[fid] = encoded function}, reset = bool} or
--- false (quit).  A chunk is {fid, star, first, items, n} (items may be a
--- pool_pack string).  The answer to a chunk is {values, errs (sparse, or
--- nil), seconds busy}, or, for numbers only, the pool_pack string of the
--- values followed by the seconds; a message holds one answer or
--- {b = true, answer, answer, ...}.
-local function worker_main(conn, slotconn, initializer, initargs, maxtasks)
+-- The body of a worker process.  It takes tasks from the pool's task ring
+-- until it gets a quit.  A task (shared:take, pool.cpp) is a run of chunks
+-- of one job: function fid (encoded: fbytes), items[1..total] cut into
+-- chunks of cs items, the first being the job's task `first`; star: the
+-- items are argument tables.  Each chunk's answer leaves as soon
+-- as the chunk ends: {uid, k, seconds, values, errs (sparse, or nil)}, or
+-- for numbers only the pool_pack string of the values followed by uid, k
+-- and the seconds.  The slot (pool.cpp) says which task this worker took
+-- and which of its chunks runs, for the owner to read if it dies.
+local function worker_main(vehicle, slot, initializer, initargs, maxtasks)
   core.ignore_sigint()
-  for ch in pairs(M._live_channels) do ch:close() end  -- copies inherited by fork
-  M._live_channels = setmetatable({}, {__mode = "k"})
-  local slot = core.pool_slot(slotconn)
-  slotconn:close()
+  for v in pairs(M._live_vehicles) do  -- copies inherited by fork
+    if v ~= vehicle then v:close() end
+  end
+  M._live_vehicles = setmetatable({}, {__mode = "k"})
+  local shared = core.pool_attach(vehicle, slot)
+  vehicle:close()
   local wname = process.current_process().name
-  slot:start(-1)  -- "in the initializer", until it returns
+  -- The slot says "in the initializer" (the owner reset it) until here.
   if initializer ~= nil then
     initializer(unpack(initargs, 1, count_args(initargs)))
   end
-  slot:start(0)
-  local funcs = {}
-  local done = 0   -- chunks started (and, between chunks, finished)
+  shared:start(0)
+  local funcs, nfuncs = {}, 0
+  local done = 0   -- chunks run
   -- The chunk being run.  One protected call runs its items until one
   -- fails; after a failure a new one resumes at the next item (one xpcall
   -- per error, not per item).
@@ -130,83 +135,57 @@ local function worker_main(conn, slotconn, initializer, initargs, maxtasks)
       end
     end
   end
-  -- Answers not yet sent: one message carries several (the progress page
-  -- says which chunk was running if this process dies meanwhile).
-  local out, out_info, out_since = {b = true}, {}, nil
-  local function flush()
-    local count = #out
-    if count == 0 then return end
-    local msg = count == 1 and out[1] or out
-    if not pcall(conn.send, conn, msg) then
-      -- Something in there cannot be encoded: send them one by one, each
-      -- bad value becoming its task's error.
-      for i = 1, count do
-        local info = out_info[i]
-        send_answer(conn, out[i], wname, info[1], info[2])
-      end
-    end
-    out, out_info, out_since = {b = true}, {}, nil
-  end
   while true do
-    local ok, batch = pcall(conn.recv, conn)
-    if not ok or not batch then break end  -- quit, or the owner is gone
-    if batch.reset then funcs = {} end
-    if batch.defs then
-      for fid, bytes in pairs(batch.defs) do funcs[fid] = core.loads(bytes) end
+    local uid, fid, fbytes, star, first0, its, total, cs = shared:take()
+    if not uid then break end  -- quit
+    f = funcs[fid]
+    if f == nil then
+      -- Bound the cache: a loop of apply_async(function() ... end) must
+      -- not grow the worker without limit.
+      if nfuncs >= 256 then funcs, nfuncs = {}, 0 end
+      f = core.loads(fbytes)
+      funcs[fid], nfuncs = f, nfuncs + 1
     end
-    -- A record is one chunk {fid, star, first, items, n}, or a run of
-    -- consecutive chunks of one job {fid, star, first, items, total, cs}:
-    -- chunks of cs items (the last may be shorter), answered one by one;
-    -- with a 7th field true, a run of apply tasks (each its job's task
-    -- `first`).
-    for i = 1, #batch do
-      local c = batch[i]
-      local first0, total = c[3], c[5]
-      local cs = c[6] or total
-      f, items = funcs[c[1]], c[4]
-      if type(items) == "string" then items = pool_unpack(items) end
-      local body = c[2] and run_star or run
-      local o = 0
-      while o < total do
-        local n = total - o
-        if n > cs then n = cs end
-        local first = c[7] and first0 or first0 + o
-        values, k, base, last = {}, o, o, o + n
-        o = o + n
-        local errs = nil
-        done = done + 1
-        slot:start(done)
-        local t0 = monotonic()
-        while k < last do
-          local okk, e = xpcall(body, task_handler)
-          if not okk then
-            errs = errs or {}
-            errs[k - base] = task_error(e, wname, first + k - base - 1)
-          end
+    items = its
+    local body = star and run_star or run
+    local o, chunk = 0, 0
+    while o < total do
+      local n = total - o
+      if n > cs then n = cs end
+      local first = first0 + o
+      values, k, base, last = {}, o, o, o + n
+      o = o + n
+      chunk = chunk + 1
+      local errs = nil
+      shared:start(chunk)
+      local t0 = monotonic()
+      while k < last do
+        local okk, e = xpcall(body, task_handler)
+        if not okk then
+          errs = errs or {}
+          errs[k - base] = task_error(e, wname, first + k - base - 1)
         end
-        local now = monotonic()
-        slot:finish(done)
-        -- Numbers-only results travel packed, with the busy time as one
-        -- more number (see pool.cpp): a string, so no table to encode.
-        local t = now - t0
-        local answer = nil
-        if not errs then
-          values[n + 1] = t
-          answer = pool_pack(values, 1, n + 1)
-          values[n + 1] = nil
-        end
-        local m = #out + 1
-        out[m] = answer or {values, errs, t}
-        out_info[m] = {first, n}
-        out_since = out_since or t0
-        -- Answers leave at the end of the batch, or every 2 ms of work.
-        if now - out_since >= 0.002 then flush() end
+      end
+      local t = monotonic() - t0
+      shared:finish(chunk)
+      -- Numbers-only results travel packed, with uid, chunk and the busy
+      -- time as three more numbers: a string, so no table to encode.
+      local packed = nil
+      if not errs then
+        values[n + 1], values[n + 2], values[n + 3] = uid, chunk, t
+        packed = pool_pack(values, 1, n + 3)
+      end
+      if packed then
+        shared:answer(packed)
+      else
+        values[n + 1], values[n + 2], values[n + 3] = nil, nil, nil
+        send_answer(shared, {uid, chunk, t, values, errs}, wname, first, n)
       end
     end
-    flush()
+    done = done + chunk
     if maxtasks and done >= maxtasks then break end
   end
-  conn:close()
+  shared:close()
 end
 
 ---------------------------------------------------------------------------
@@ -243,18 +222,20 @@ local function result_ready(r) return r._ready end
 local AsyncResult = class.new("AsyncResult")
 M.AsyncResult = AsyncResult
 
-function AsyncResult:new(pool, callback, error_callback, fbytes, chunk)
+-- fe, args: apply_async's function ({fid, bytes}) and arguments.
+function AsyncResult:new(pool, callback, error_callback, fe, args)
   -- every field in the constructor: the table is made at its final size
   return setmetatable({_pool = pool, _callback = callback, _error_callback = error_callback,
-                       _ready = false, _ok = false, _value = false, _id = 0, _fbytes = fbytes,
-                       _chunk = chunk}, self)
+                       _ready = false, _ok = false, _value = false, _id = 0, _fe = fe or false,
+                       _args = args or false, _waiting = false}, self)
 end
 
--- An apply job has one chunk.
+-- An apply job is its own task record (see Pool:_put), produced once when
+-- it had to wait its turn behind other jobs' input.
 function AsyncResult:_produce()
-  local c = self._chunk
-  self._chunk = false
-  return c or nil
+  if not self._waiting then return nil end
+  self._waiting = false
+  return self
 end
 
 function AsyncResult:_finish(ok, value)
@@ -271,8 +252,9 @@ end
 function AsyncResult:_deliver(first, n, values, errs)
   if self._ready then return end
   if type(values) == "string" then
-    -- one packed number: 2 tag bytes (value, busy time), then the value
-    return self:_finish(true, sunpack(values:byte(1) == 0 and "=j" or "=d", values, 3))
+    -- packed numbers: the value first (after one tag byte per number)
+    local cnt = #values // 9
+    return self:_finish(true, sunpack(values:byte(1) == 0 and "=j" or "=d", values, cnt + 1))
   end
   if errs and errs[1] ~= nil then return self:_finish(false, errs[1]) end
   self:_finish(true, values[1])
@@ -449,6 +431,10 @@ function M.new_pool(method, opts)
   method = method or require("multiprocessing.context").get_start_method()
   local WorkerProcess = process.Process:extend("Process")
   WorkerProcess._start_method = method
+  local shared, vehicle = core.pool_shared(processes)
+  M._live_vehicles[vehicle] = true
+  local free = {}
+  for i = 1, processes do free[i] = processes - i end  -- slots 0 .. processes-1
   local self = setmetatable({
     _method = method,
     _Process = WorkerProcess,
@@ -459,12 +445,18 @@ function M.new_pool(method, opts)
     _maxtasks = maxtasks,
     _owner = core.getpid(),
     _state = "RUN",
+    _shared = shared,     -- slots, task ring, result ring (pool.cpp)
+    _vehicle = vehicle,   -- carries the shared memory into new workers
+    _free_slots = free,
     _workers = {},        -- live workers (array)
-    _poll_ch = {}, _poll_sen = {}, _pids = {},  -- rebuilt when workers change
+    _sentinels = {}, _pids = {},  -- rebuilt when workers change
     _jobs = {},           -- job id -> result object (not yet complete)
     _next_job = 0,
-    _feed = {}, _feed_head = 1, _feed_tail = 0,   -- jobs with chunks to send, in order
-    _retry = {},          -- {job, chunk} pairs of dead workers, sent first
+    _units = {},          -- uid -> task on the ring or taken by a worker
+    _inflight = 0,        -- entries of _units
+    _next_uid = 0,
+    _unsent = {}, _unsent_head = 1, _unsent_tail = 0,  -- {uid, msg} that did not fit the ring
+    _feed = {}, _feed_head = 1, _feed_tail = 0,   -- jobs with input not yet cut into tasks
     _fids = setmetatable({}, {__mode = "k"}),     -- function -> {id, bytes}
     _next_fid = 0,
     _callbacks = {}, _cb_head = 1, _cb_tail = 0,
@@ -492,30 +484,30 @@ function Pool:_check_running(what)
 end
 
 function Pool:_rebuild_poll()
-  local ch, sen, pids = {}, {}, {}
+  local sen, pids = {}, {}
   for i, w in ipairs(self._workers) do
-    ch[i] = w.ch
     sen[i] = w.sentinel
     pids[i] = w.pid
   end
-  self._poll_ch, self._poll_sen, self._pids = ch, sen, pids
+  self._sentinels, self._pids = sen, pids
 end
 
 function Pool:_start_worker()
   self._worker_count = self._worker_count + 1
-  local ch, conn, slotconn = core.pool_pipe()
-  M._live_channels[ch] = true
+  local slot = table.remove(self._free_slots)
+  self._shared:reset_slot(slot)
   local proc = self._Process{
     target = worker_main,
-    args = {conn, slotconn, self._initializer, self._initargs, self._maxtasks},
+    args = {self._vehicle, slot, self._initializer, self._initargs, self._maxtasks},
     name = self._prefix .. "-" .. self._worker_count,
     daemon = true,
   }
-  proc:start()
-  conn:close()
-  slotconn:close()
-  local w = {proc = proc, ch = ch, pid = proc.pid, sentinel = proc.sentinel, name = proc.name,
-             q = {}, qjob = {}, qhead = 1, qtail = 0, assigned = 0, has = {}, nfn = 0}
+  local ok, err = pcall(proc.start, proc)
+  if not ok then
+    self._free_slots[#self._free_slots + 1] = slot
+    error(err, 0)
+  end
+  local w = {proc = proc, pid = proc.pid, sentinel = proc.sentinel, name = proc.name, slot = slot}
   self._workers[#self._workers + 1] = w
   self:_rebuild_poll()
   util.debug("added worker " .. proc.name)
@@ -533,172 +525,90 @@ function Pool:_fid(f)
   return e
 end
 
--- Adds a job whose chunks are produced by job:_produce().
+-- How many chunks one task on the ring may hold: about 2 ms of work when
+-- chunks are quick (fewer messages), one when they are slow (nothing waits
+-- behind a slow chunk while another worker is idle), and never more than
+-- a share of what is left, so the end of a map is spread over the workers.
+function Pool:_run_length(left)
+  if self._maxtasks then return 1 end  -- a worker must stop after its last
+  local ct = self._ct
+  local r = ct and math.floor(0.002 / math.max(ct, 1e-7)) or 16
+  if r > 256 then r = 256 end
+  local share = -(-left // (2 * self._processes))
+  if r > share then r = share end
+  if r < 1 then r = 1 end
+  return r
+end
+
+-- Puts task `u` on the task ring; false when the ring is full.
+local function send(shared, uid, u)
+  local fe = u._fe
+  if fe then  -- apply_async
+    return shared:put(uid, fe[1], fe[2], true, 1, u._args, 1, 1, true)
+  end
+  return shared:put(uid, u.fid, u.fbytes, u.star, u.first, u.items, u.total, u.cs)
+end
+
+-- Puts task `unit` on the task ring (or, when the ring is full, in the
+-- queue of unsent tasks, which goes first at the next pool call).  A unit
+-- is the owner's record of a task: {job, fid, fbytes, star, first, items,
+-- total, cs, left (chunks not answered), done (set of answered chunks)},
+-- or for apply_async the AsyncResult itself.
+function Pool:_put(unit)
+  local uid = self._next_uid + 1
+  self._next_uid = uid
+  self._units[uid] = unit
+  self._inflight = self._inflight + 1
+  if self._unsent_head > self._unsent_tail and send(self._shared, uid, unit) then return end
+  self._unsent_tail = self._unsent_tail + 1
+  self._unsent[self._unsent_tail] = {uid, unit}
+end
+
+-- Moves tasks onto the ring: the unsent ones, then input of the jobs in
+-- order, until the ring is full or every job's input is cut.  An input
+-- read from an iterator function is read ahead only so far.
+function Pool:_feed_ring()
+  if self._state == "TERMINATE" then return end
+  local shared, unsent = self._shared, self._unsent
+  while self._unsent_head <= self._unsent_tail do
+    local x = unsent[self._unsent_head]
+    if not send(shared, x[1], x[2]) then return end
+    unsent[self._unsent_head] = nil
+    self._unsent_head = self._unsent_head + 1
+  end
+  local feed = self._feed
+  for i = self._feed_head, self._feed_tail do
+    local job = feed[i]
+    while job do
+      if job._ready or not self._jobs[job._id] then
+        feed[i] = false
+        break
+      end
+      if job._lazy and job._ahead >= job._lazy then break end  -- read far enough ahead
+      local unit = job:_produce(self)
+      if unit == nil then
+        feed[i] = false  -- input all cut
+        break
+      end
+      self:_put(unit)
+      if self._unsent_head <= self._unsent_tail then return end  -- the ring is full
+    end
+  end
+  while self._feed_head <= self._feed_tail and not feed[self._feed_head] do
+    feed[self._feed_head] = nil
+    self._feed_head = self._feed_head + 1
+  end
+end
+
+-- Adds a job whose input is cut into tasks by job:_produce(pool).
 function Pool:_submit(job)
   self._next_job = self._next_job + 1
   job._id = self._next_job
   self._jobs[job._id] = job
   self._feed_tail = self._feed_tail + 1
   self._feed[self._feed_tail] = job
-  -- Keep idle workers busy without a syscall per submission otherwise.
-  local workers = self._workers
-  for i = 1, #workers do
-    local w = workers[i]
-    if w.qhead > w.qtail then
-      self:_dispatch()
-      break
-    end
-  end
+  self:_feed_ring()
   return job
-end
-
--- The next chunk to send: {job, chunk} or nil.
-function Pool:_next_chunk()
-  local r = self._retry
-  while #r > 0 do
-    local x = table.remove(r, 1)
-    if self._jobs[x[1]._id] then return x[1], x[2] end
-  end
-  while self._feed_head <= self._feed_tail do
-    local job = self._feed[self._feed_head]
-    local c = nil
-    if not job._ready then c = job:_produce() end
-    if c then return job, c end
-    self._feed[self._feed_head] = nil
-    self._feed_head = self._feed_head + 1
-  end
-  return nil
-end
-
--- How many chunks a worker may hold: enough to keep it busy for ~5 ms
--- between two visits of the owner, but few when chunks are slow (a chunk
--- waiting behind a slow one cannot move to an idle worker).
-function Pool:_window()
-  local ct = self._ct
-  if ct == nil then return 2 end
-  local w = math.floor(0.005 / math.max(ct, 1e-7))
-  -- Below ~20 ms a chunk, a second one in hand hides the round trip.
-  if w < 2 then return ct < 0.02 and 2 or 1 end
-  if w > 1024 then return 1024 end
-  return w
-end
-
--- The message for a batch of chunks: consecutive small chunks of one job,
--- or consecutive apply tasks of one function, become one run record
--- {fid, star, first, items, total, cs [, apply]} (see worker_main), so a map
--- with chunksize 1 encodes a few tables per batch instead of two per task.
--- The owner keeps its per-chunk records.
-function merge_runs(b, jobs)
-  local nb = #b
-  if nb < 2 then return b end
-  local msg = {defs = b.defs, reset = b.reset}
-  local i = 1
-  while i <= nb do
-    local c = b[i]
-    local cs = c[5]
-    local j, total = i, cs
-    -- apply_async chunks: one task each, each its job's task 1
-    local apply = cs == 1 and c[3] == 1 and getmetatable(jobs[i]) == AsyncResult
-    if type(c[4]) == "table" and cs <= 8 then
-      while j < nb do
-        local d = b[j + 1]
-        if d[1] ~= c[1] or d[2] ~= c[2] or type(d[4]) ~= "table" then break end
-        if apply then
-          if d[3] ~= 1 or d[5] ~= 1 or getmetatable(jobs[j + 1]) ~= AsyncResult then break end
-        elseif jobs[j + 1] ~= jobs[i] or d[3] ~= c[3] + total or d[5] > cs or b[j][5] ~= cs then
-          break
-        end
-        j = j + 1
-        total = total + d[5]
-      end
-    end
-    if j > i then
-      local all, pos = {}, 0
-      for x = i, j do
-        local e = b[x]
-        table.move(e[4], 1, e[5], pos + 1, all)
-        pos = pos + e[5]
-      end
-      msg[#msg + 1] = {c[1], c[2], c[3], pool_pack(all, 1, total) or all, total, cs, apply or nil}
-      i = j + 1
-    else
-      msg[#msg + 1] = c
-      i = i + 1
-    end
-  end
-  return msg
-end
-
--- Sends chunks to workers with room: the least loaded first.
-function Pool:_dispatch()
-  if self._state == "TERMINATE" then return end
-  local window = self:_window()
-  local workers = self._workers
-  local nw = #workers
-  if nw == 0 then return end
-  local batches, bjobs = {}, {}
-  local low = window >= 8 and window // 2 or window - 1
-  while true do
-    -- the least loaded worker that may take one more chunk
-    local best, best_load = nil, math.huge
-    for i = 1, nw do
-      local w = workers[i]
-      local load = w.qtail - w.qhead + 1
-      if not w.quit and load < window and load < best_load
-          and (batches[w] or load <= low)
-          and (self._maxtasks == nil or w.assigned < self._maxtasks) then
-        best, best_load = w, load
-      end
-    end
-    if best == nil then break end
-    local job, c = self:_next_chunk()
-    if job == nil then break end
-    local b = batches[best]
-    if b == nil then
-      b = {}
-      batches[best] = b
-      bjobs[best] = {}
-    end
-    b[#b + 1] = c
-    bjobs[best][#b] = job
-    best.qtail = best.qtail + 1
-    best.q[best.qtail] = c
-    best.qjob[best.qtail] = job
-    best.assigned = best.assigned + 1
-  end
-  for w, b in pairs(batches) do
-    -- The functions this batch uses that the worker lacks go with it.
-    local jobs = bjobs[w]
-    local need, cnt = {}, 0
-    for i = 1, #b do
-      local fid = b[i][1]
-      if not w.has[fid] and not need[fid] then
-        need[fid] = jobs[i]._fbytes
-        cnt = cnt + 1
-      end
-    end
-    if cnt > 0 then
-      if w.nfn + cnt > 256 then
-        -- Bound the worker's cache: it forgets every function, and this
-        -- batch carries all those it uses.
-        b.reset = true
-        w.has, w.nfn = {}, 0
-        need, cnt = {}, 0
-        for i = 1, #b do
-          local fid = b[i][1]
-          if not need[fid] then
-            need[fid] = jobs[i]._fbytes
-            cnt = cnt + 1
-          end
-        end
-      end
-      b.defs = need
-      for fid in pairs(need) do w.has[fid] = true end
-      w.nfn = w.nfn + cnt
-    end
-    b = merge_runs(b, jobs)
-    w.ch:send(b)
-  end
 end
 
 -- Queues a callback to run at the end of the current pool call.
@@ -719,36 +629,45 @@ function Pool:_run_callbacks()
   end
 end
 
--- A worker answered: the oldest chunk it holds is done.
-function Pool:_on_answers(w, msgs)
-  for m = 1, #msgs do
-    local msg = msgs[m]
-    if type(msg) == "table" and msg.b then
-      for j = 1, #msg do self:_on_answer(w, msg[j]) end
+-- Answers from the result ring: each is a packed string or {uid, k,
+-- seconds, values, errs} (see worker_main).
+function Pool:_on_answers(answers)
+  local units, jobs = self._units, self._jobs
+  for a = 1, #answers do
+    local msg = answers[a]
+    local uid, k, t, values, errs
+    if type(msg) == "string" then  -- packed numbers, then uid, chunk, seconds
+      local cnt = #msg // 9
+      uid, k, t = sunpack("=jjd", msg, cnt + 8 * (cnt - 3) + 1)
+      values = msg
     else
-      self:_on_answer(w, msg)
+      uid, k, t, values, errs = msg[1], msg[2], msg[3], msg[4], msg[5]
     end
-  end
-end
-
--- One chunk's answer: a packed string, or {values, errs, seconds}.
-function Pool:_on_answer(w, msg)
-  do
-    local h = w.qhead
-    local c, job = w.q[h], w.qjob[h]
-    w.q[h], w.qjob[h] = nil, nil
-    w.qhead = h + 1
-    local values, errs, t
-    if type(msg) == "string" then  -- packed numbers, then the busy time
-      values, t = msg, sunpack("=d", msg, #msg - 7)
-    else
-      values, errs, t = msg[1], msg[2], msg[3]
+    local u = units[uid]
+    local ct = self._ct
+    self._ct = ct and (ct * 0.8 + t * 0.2) or t
+    if u and u._fe then  -- apply_async
+      units[uid] = nil
+      self._inflight = self._inflight - 1
+      if jobs[u._id] then u:_deliver(1, 1, values, errs) end
+    elseif u then  -- else: a task already failed or requeued (the worker died)
+      local cs = u.cs
+      local o = (k - 1) * cs
+      local n = u.total - o
+      if n > cs then n = cs end
+      local left = u.left - 1
+      if left == 0 then
+        units[uid] = nil
+        self._inflight = self._inflight - 1
+      else
+        u.left = left
+        u.done = u.done or {}
+        u.done[k] = true
+      end
+      local job = u.job
+      if job._lazy then job._ahead = job._ahead - 1 end
+      if jobs[job._id] then job:_deliver(u.first + o, n, values, errs) end
     end
-    if t then
-      local ct = self._ct
-      self._ct = ct and (ct * 0.8 + t * 0.2) or t
-    end
-    if self._jobs[job._id] then job:_deliver(c[3], c[5], values, errs) end
   end
 end
 
@@ -760,14 +679,28 @@ local function describe_exit(code)
   return string.format("exited with code %d", code)
 end
 
+-- The chunk of task `u` that starts at offset o (0-based) as a task of its
+-- own, for another worker.
+local function rest_of(u, o)
+  local items = u.items
+  if type(items) == "string" then items = pool_unpack(items) end
+  local rest = table.move(items, o + 1, u.total, 1, {})
+  local r = {job = u.job, fid = u.fid, fbytes = u.fbytes, star = u.star, first = u.first + o,
+             items = rest, total = u.total - o, cs = u.cs}
+  r.left = -(-r.total // r.cs)
+  return r
+end
+
 -- A worker's sentinel fired: collect what it sent, fail the chunk it was
--- running, hand its unstarted chunks to others, and replace it.
+-- running, give the chunks of its task it never started to others, and
+-- replace it.
 function Pool:_on_exit(w)
   if self._state == "TERMINATE" then return end  -- shut down meanwhile
+  -- Everything it answered is on the result ring by now.
   while true do
-    local msgs, eof = w.ch:recv()
-    if msgs then self:_on_answers(w, msgs) end
-    if eof or not msgs then break end
+    local answers = self._shared:wait({}, 0)
+    if #answers == 0 then break end
+    self:_on_answers(answers)
   end
   w.proc:join(1)
   local code = w.proc.exitcode
@@ -779,48 +712,63 @@ function Pool:_on_exit(w)
   for i, x in ipairs(self._workers) do
     if x == w then table.remove(self._workers, i) break end
   end
-  -- Which chunk was it running?  The progress page says how many it had
-  -- started and finished (its answers to finished ones may be lost).
-  local started, finished = w.ch:progress()
-  local running = started and started > finished and started or nil
-  local in_init = started == -1
-  M._live_channels[w.ch] = nil
-  w.ch:close()
+  local claimed, started, finished = self._shared:slot(w.slot)
+  self._free_slots[#self._free_slots + 1] = w.slot
   pcall(w.proc.close, w.proc)
   self:_rebuild_poll()
   local how = describe_exit(code)
-  local retry = {}
-  for i = w.qhead, w.qtail do
-    local c, job = w.q[i], w.qjob[i]
-    if i == running then
-      local first, n = c[3], c[5]
-      local errs = {}
-      for k = 1, n do
-        local idx = first + k - 1
-        local msg
-        if n == 1 then
-          msg = string.format("worker %s (pid %d) %s while running task %d", w.name, w.pid, how, idx)
-        else
-          msg = string.format("worker %s (pid %d) %s while running the chunk of tasks %d-%d (task %d)",
-                              w.name, w.pid, how, first, first + n - 1, idx)
+  local u = claimed ~= 0 and self._units[claimed]
+  if u and u._fe then  -- apply_async: one task
+    self._units[claimed] = nil
+    self._inflight = self._inflight - 1
+    u = {job = u, apply = true, first = 1, total = 1, cs = 1, left = 1}
+  elseif u then
+    self._units[claimed] = nil
+    self._inflight = self._inflight - 1
+  end
+  if u then
+    local job = u.job
+    local nchunks = -(-u.total // u.cs)
+    for k = 1, nchunks do
+      local o = (k - 1) * u.cs
+      if not (u.done and u.done[k]) then
+        if k > started then
+          -- Never started: another worker runs these.
+          if self._jobs[job._id] then
+            if u.apply then
+              self:_put(job)
+            else
+              self:_put(rest_of(u, o))
+            end
+          end
+          break
         end
-        errs[k] = errors.WorkerLostError(msg, {task = idx, worker = w.name, pid = w.pid, exitcode = code,
-                                               signal = code and code < 0 and -code or nil})
+        -- Running (or finished, its answer lost with the worker).
+        local first = u.first + o
+        local n = math.min(u.cs, u.total - o)
+        local errs = {}
+        for i = 1, n do
+          local idx = first + i - 1
+          local msg
+          if n == 1 then
+            msg = string.format("worker %s (pid %d) %s while running task %d", w.name, w.pid, how, idx)
+          else
+            msg = string.format("worker %s (pid %d) %s while running the chunk of tasks %d-%d (task %d)",
+                                w.name, w.pid, how, first, first + n - 1, idx)
+          end
+          errs[i] = errors.WorkerLostError(msg, {task = idx, worker = w.name, pid = w.pid, exitcode = code,
+                                                 signal = code and code < 0 and -code or nil})
+        end
+        util.debug("worker " .. w.name .. " " .. how .. " while running a chunk")
+        if job._lazy then job._ahead = job._ahead - 1 end
+        if self._jobs[job._id] then job:_deliver(first, n, {}, errs) end
       end
-      util.debug("worker " .. w.name .. " " .. how .. " while running a chunk")
-      if self._jobs[job._id] then job:_deliver(first, n, {}, errs) end
-    else
-      -- Not started, or finished with its answer lost: run it again
-      -- elsewhere, before anything else.
-      retry[#retry + 1] = {job, c}
     end
   end
-  for _, x in ipairs(self._retry) do retry[#retry + 1] = x end
-  self._retry = retry
-  if in_init then
-    -- The initializer failed (its traceback went to stderr).  Python's pool
-    -- would start workers that fail forever; after 3 in a row this one
-    -- gives up and fails what is pending instead of hanging.
+  if started == -1 then
+    -- It died starting (its initializer failed; the traceback went to
+    -- stderr).  Python's pool would start workers that fail forever; after
+    -- 3 in a row this one gives up and fails what is pending instead.
     self._init_failures = (self._init_failures or 0) + 1
     if self._init_failures >= 3 then
       util.debug("initializer failed 3 times: terminating the pool")
@@ -836,54 +784,45 @@ function Pool:_on_exit(w)
   end
 end
 
--- True while some job is not complete or some chunk not sent.
+-- True while some job is not complete.
 function Pool:_has_work()
-  return next(self._jobs) ~= nil or #self._retry > 0
+  return next(self._jobs) ~= nil
 end
 
 -- Waits up to `timeout` seconds (nil: until something happens) for answers
--- or worker deaths, handles them, and sends more chunks.  Returns false
--- when there is nothing left to wait for (no worker holds a chunk).
+-- or worker deaths, handles them, and puts more tasks on the ring.
+-- Returns false when there is nothing left to wait for.
 function Pool:_pump(timeout)
-  self:_dispatch()
-  local workers = self._workers
-  local busy = false
-  for i = 1, #workers do
-    local w = workers[i]
-    if w.qhead <= w.qtail or w.ch:pending() > 0 or w.quit then busy = true break end
-  end
+  if self._state == "TERMINATE" or self._state == "CLOSED" then return false end
+  self:_feed_ring()
+  local busy = self._inflight > 0
   if not busy and timeout ~= 0 then
-    if self._state == "TERMINATE" or #workers == 0 then return false end
+    if self._state == "TERMINATE" or #self._workers == 0 then return false end
   end
-  local ready = core.pool_poll(self._poll_ch, self._poll_sen, busy and timeout or (timeout or 0.05),
-                                self._pids, self)
-  local dead
-  for _, i in ipairs(ready) do
-    if i > 0 then
-      local w = workers[i]
-      if w.ch:pending() > 0 then w.ch:flush() end
-      local msgs = w.ch:recv()
-      if msgs then self:_on_answers(w, msgs) end
-    else
-      dead = dead or {}
-      dead[#dead + 1] = workers[-i]
-    end
+  local answers, dead = self._shared:wait(self._sentinels, busy and timeout or (timeout or 0.05),
+                                          self._pids, self)
+  if answers[1] ~= nil then self:_on_answers(answers) end
+  if dead[1] ~= nil then
+    local workers, gone = self._workers, {}
+    for j, i in ipairs(dead) do gone[j] = workers[i] end
+    for _, w in ipairs(gone) do self:_on_exit(w) end
   end
-  if dead then
-    for _, w in ipairs(dead) do self:_on_exit(w) end
-  end
-  self:_dispatch()
+  self:_feed_ring()
   return true
 end
 
--- Chunk producers -------------------------------------------------------
+-- Task producers -----------------------------------------------------------
 
--- A producer over a sequence (anything with # and [i]) or an iterator
--- function; sets job._total when the input is exhausted.
-local function make_source(job, seq, chunksize, fid, star)
+-- job:_produce(pool) over a sequence (anything with # and [i]) or an
+-- iterator function: the next task (a run of chunks) or nil; sets
+-- job._total when the input is exhausted.
+local function make_source(job, seq, chunksize, fe, star)
+  local fid, fbytes = fe[1], fe[2]
   local pos = 0
   if type(seq) == "function" then
     local done = false
+    -- Read ahead: at most this many chunks given out and not answered.
+    job._lazy, job._ahead = 4 * job._pool._processes + 4, 0
     return function()
       if done then return nil end
       local items, n = {}, 0
@@ -901,24 +840,27 @@ local function make_source(job, seq, chunksize, fid, star)
         job:_check_complete()
         return nil
       end
-      local c = {fid, star, pos + 1, items, n}
+      local u = {job = job, fid = fid, fbytes = fbytes, star = star, first = pos + 1, items = items,
+                 total = n, cs = chunksize, left = 1}
+      job._ahead = job._ahead + 1
       pos = pos + n
-      if done then
-        job._total = pos
-      end
-      return c
+      if done then job._total = pos end
+      return u
     end
   end
   local len = #seq
   local plain = getmetatable(seq) == nil
-  return function()
+  return function(_, pool)
     if pos >= len then return nil end
-    local n = math.min(chunksize, len - pos)
+    local left = -(-(len - pos) // chunksize)
+    local chunks = pool:_run_length(left)
+    local n = math.min(chunks * chunksize, len - pos)
     local items = plain and n > 8 and pool_pack(seq, pos + 1, pos + n)
     if not items then items = table.move(seq, pos + 1, pos + n, 1, {}) end
-    local c = {fid, star, pos + 1, items, n}
+    local u = {job = job, fid = fid, fbytes = fbytes, star = star, first = pos + 1, items = items,
+               total = n, cs = chunksize, left = -(-n // chunksize)}
     pos = pos + n
-    return c
+    return u
   end
 end
 
@@ -961,12 +903,10 @@ function Pool:_map_async(fname, f, seq, chunksize, callback, error_callback, sta
     if chunksize < 1 then chunksize = 1 end
   end
   local job = MapResult(self, callback, error_callback)
-  local e = self:_fid(f)
-  job._fbytes = e[2]
   job._out = {}
   job._left = len
   job._total = len
-  job._produce = make_source(job, seq, chunksize, e[1], star)
+  job._produce = make_source(job, seq, chunksize, self:_fid(f), star)
   if len == 0 then
     job._id = -1
     self._jobs[-1] = job
@@ -1003,8 +943,21 @@ function Pool:apply_async(f, args, callback, error_callback)
   opt_callable(callback, "apply_async", 3)
   opt_callable(error_callback, "apply_async", 4)
   local e = self._fids[f] or self:_fid(f)
-  local job = AsyncResult.new(AsyncResult, self, callback, error_callback, e[2], {e[1], true, 1, {args or {}}, 1})
-  return self:_submit(job)
+  local job = AsyncResult.new(AsyncResult, self, callback, error_callback, e, args or {})
+  local id = self._next_job + 1
+  self._next_job = id
+  job._id = id
+  self._jobs[id] = job
+  if self._feed_head <= self._feed_tail then
+    -- Other jobs' input is still being cut: this task goes after it.
+    job._waiting = true
+    self._feed_tail = self._feed_tail + 1
+    self._feed[self._feed_tail] = job
+    self:_feed_ring()
+  else
+    self:_put(job)
+  end
+  return job
 end
 
 function Pool:apply(f, args)
@@ -1020,9 +973,7 @@ function Pool:_imap(fname, f, seq, chunksize, unordered)
   local it = setmetatable({_pool = self, _have = {}, _values = {}, _taken = 0, _arrived = 0, _order_n = 0,
                            _order = unordered and {} or nil}, IMapIterator)
   if type(seq) ~= "function" then it._total = #seq end
-  local e = self:_fid(f)
-  it._fbytes = e[2]
-  it._produce = make_source(it, seq, chunksize or 1, e[1], false)
+  it._produce = make_source(it, seq, chunksize or 1, self:_fid(f), false)
   self:_submit(it)
   it:_check_complete()
   return it
@@ -1051,10 +1002,18 @@ function Pool:terminate()
   self:_shutdown("the pool was terminated before the task finished")
 end
 
+-- Releases the pool's shared memory (the workers are gone).
+function Pool:_release()
+  M._live_vehicles[self._vehicle] = nil
+  self._vehicle:close()
+  self._shared:close()
+end
+
 -- Stops the workers and fails every unfinished result with
 -- ProcessError(message).
 function Pool:_shutdown(message)
   if self._state == "TERMINATE" then return end
+  local was_closed = self._state == "CLOSED"
   self._state = "TERMINATE"
   util.debug("terminating pool")
   local workers = self._workers
@@ -1066,13 +1025,13 @@ function Pool:_shutdown(message)
       pcall(w.proc.kill, w.proc)
       pcall(w.proc.join, w.proc, 1)
     end
-    M._live_channels[w.ch] = nil
-    w.ch:close()
     pcall(w.proc.close, w.proc)
   end
   self._workers = {}
   self:_rebuild_poll()
-  self._retry = {}
+  if not was_closed then self:_release() end
+  self._units, self._inflight = {}, 0
+  self._unsent, self._unsent_head, self._unsent_tail = {}, 1, 0
   self._feed, self._feed_head, self._feed_tail = {}, 1, 0
   local jobs = self._jobs
   self._jobs = {}
@@ -1104,43 +1063,29 @@ function Pool:join(timeout)
   if self._state == "RUN" then error("join: Pool is still running (call close() or terminate() first)", 2) end
   if self._state == "CLOSE" then
     -- Finish the work, then tell the workers to leave.
-    while self:_has_work() or self._feed_head <= self._feed_tail do
+    while self:_has_work() do
       if not self:_pump(nil) then
         if #self._workers == 0 then break end
       end
     end
     self:_run_callbacks()
-    for _, w in ipairs(self._workers) do
-      if not w.quit then
-        w.quit = true
-        w.ch:send(false)
-      end
-    end
+    self._shared:quit(#self._workers)
     while #self._workers > 0 do
-      local ready = core.pool_poll(self._poll_ch, self._poll_sen, 1, self._pids, self)
-      local dead = {}
-      for _, i in ipairs(ready) do
-        local w = self._workers[i < 0 and -i or i]
-        if i > 0 then
-          if w.ch:pending() > 0 then w.ch:flush() end
-          w.ch:recv()
-        else
-          dead[#dead + 1] = w
-        end
-      end
-      for _, w in ipairs(dead) do
+      local _, dead = self._shared:wait(self._sentinels, 1, self._pids, self)
+      local gone = {}
+      for j, i in ipairs(dead) do gone[j] = self._workers[i] end
+      for _, w in ipairs(gone) do
         w.proc:join(1)
         if w.proc.exitcode == nil then w.proc:kill() w.proc:join(1) end
         for i, x in ipairs(self._workers) do
           if x == w then table.remove(self._workers, i) break end
         end
-        M._live_channels[w.ch] = nil
-        w.ch:close()
         pcall(w.proc.close, w.proc)
         self:_rebuild_poll()
       end
     end
     self._state = "CLOSED"
+    self:_release()
   end
   self:_run_callbacks()
 end

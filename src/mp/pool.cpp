@@ -1,47 +1,52 @@
 // Native help for the Pool (src/lua/multiprocessing.pool.lua, docs/design/pool.md):
-// the owner's side of the channel to one worker, and the owner's wait.
+// the memory a pool shares with its workers, and the owner's wait.
 //
-//   core.pool_pipe() -> channel, conn, slot_conn
-//       A connected pair of stream sockets.  `conn` is an ordinary
-//       mp.Connection for the worker (it travels in the worker's Process
-//       args under every start method); `channel` (mp.PoolChannel) is the
-//       owner's end.  The frames are the Connection frames (4-byte
-//       big-endian length, codec payload), so the worker just uses
-//       conn:recv() and conn:send().
-//   channel:send(v) -> bool        encodes v, queues it, writes what the
-//                                  socket takes now; true if all is written
-//   channel:flush() -> bool        writes more of the queue
-//   channel:pending() -> bytes     bytes still queued
-//   channel:recv() -> list|nil, eof   every whole message that has arrived
-//   channel:progress() -> started, finished   the worker's chunk counts
-//   channel:fileno(), channel:close()  (__gc and __close close too)
-//   core.pool_slot(slot_conn) -> slot  the worker's side of the progress
-//                                  page: slot:start(n), slot:finish(n)
-//   core.pool_pack(t, i, j) / core.pool_unpack(s [, t, offset])
+// One memfd per pool holds a slot per worker, the task ring and the result
+// ring (ring.h rings in memory the pool owns, so a worker killed with
+// SIGKILL leaves nothing in /dev/shm: the kernel drops its mapping).
+//
+//   core.pool_shared(nslots) -> shared, vehicle
+//       The owner's side, and a Connection object that only carries the
+//       memfd into workers (Connections cross into children under every
+//       start method, with their fds).
+//   core.pool_attach(vehicle, slot) -> shared    a worker's side, slot `slot`
+//   Owner:
+//     shared:put(uid, v) -> bool     encodes v and puts it on the task ring
+//                                    tagged `uid`, never blocking (false: full)
+//     shared:wait(sentinels, timeout, pids, pool) -> answers, dead
+//                                    waits up to `timeout` (nil: no limit) for
+//                                    answers on the result ring or a worker
+//                                    sentinel; answers: decoded values in
+//                                    arrival order; dead: positions of the
+//                                    sentinels that fired.  On Ctrl-C it
+//                                    SIGKILLs `pids` before raising
+//                                    "interrupted!" and sets pool._interrupted.
+//     shared:slot(i) -> claimed, started, finished
+//     shared:reset_slot(i)           before a new worker takes slot i
+//   Worker:
+//     shared:take() -> uid, v        the oldest task, waiting as long as it
+//                                    takes; records `uid` in the worker's slot
+//                                    before the task leaves the ring
+//     shared:start(k), shared:finish(k)   chunk k of the task starts / ends
+//     shared:answer(v)               encodes v and puts it on the result ring
+//                                    (waits for room)
+//   shared:close() (also __gc, __close)
+//   core.pool_pack(t, i, j) / core.pool_unpack(s [, t, offset [, count]])
 //       numbers-only chunks (items and results) as one flat string, which
 //       the codec copies instead of walking element by element.
-//   core.pool_poll(channels, sentinels, timeout, pids, pool) -> list
-//       waits until a channel is readable (or writable while it has queued
-//       bytes) or a sentinel fd is readable; returns their positions
-//       (channels as i, sentinels as -i).  On Ctrl-C it SIGKILLs `pids` (the
-//       pool's workers) before raising "interrupted!", so an interrupted map
-//       leaves no busy worker behind, and sets pool._interrupted.
-//
-// Why not mp.Connection on the owner's side: the owner has no thread, so it
-// must never block in a write while a worker blocks writing its results back
-// (both socket buffers full).  The channel's writes never block; the owner
-// keeps reading while its queued bytes drain.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -50,404 +55,141 @@
 #include "mp/interrupt.h"
 #include "mp/lua_util.h"
 #include "mp/pool.h"
+#include "mp/ring.h"
 #include "mp/system.h"
+#include "mp/unique.h"
 
 namespace luamp {
 namespace {
 
-constexpr const char* kChannelType = "mp.PoolChannel";
-constexpr const char* kSlotType = "mp.PoolSlot";
+constexpr const char* kSharedType = "mp.PoolShared";
 
-// A worker's progress, in a shared page the owner also maps: how many
-// chunks it has started and how many it has finished.  Written only by the
-// worker; read by the owner after the worker died, to tell the chunk it was
-// running from the ones it finished (answers not yet sent) and the ones it
-// never started.
-struct Progress {
-  int64_t started;
-  int64_t finished;
+// Ring sizes: tmpfs pages are only used once touched.
+constexpr size_t kTaskCapacity = 16u << 20;
+constexpr size_t kResultCapacity = 32u << 20;
+// While answers keep arriving, the owner looks at the sentinels at least
+// this often.
+constexpr double kSentinelEvery = 0.01;
+// A blocked owner wakes this often to look at the sentinels.
+constexpr double kWaitSlice = 0.02;
+
+// What one worker is doing, written only by that worker (claimed under the
+// task ring's lock), read by the owner after the worker died.
+struct WorkerSlot {
+  std::atomic<int64_t> claimed;   // tag of the last task taken (0: none)
+  std::atomic<int64_t> started;   // chunk of it started (-1: in the initializer)
+  std::atomic<int64_t> finished;  // chunk of it finished
+  int64_t reserved[5];
 };
-constexpr size_t kSlotSize = 4096;
+static_assert(sizeof(WorkerSlot) == 64, "one slot per cache line");
 
-struct Slot {
-  Progress* p = nullptr;  // mapped kSlotSize bytes, or nullptr when closed
-};
-
-struct Channel {
-  int fd = -1;
-  Progress* progress = nullptr;  // the worker's slot (mapped kSlotSize)
-  bool eof = false;
-  std::string out;        // queued frames not yet written
-  size_t out_pos = 0;     // bytes of `out` already written
-  std::string in;         // received bytes not yet decoded
-  size_t in_pos = 0;
-};
-
-Channel* check_channel(lua_State* L, int idx) {
-  auto* ch = static_cast<Channel*>(luaL_checkudata(L, idx, kChannelType));
-  if (ch->fd < 0) luaL_error(L, "attempt to use a closed PoolChannel");
-  return ch;
+size_t slots_bytes(int nslots) {
+  size_t b = sizeof(WorkerSlot) * static_cast<size_t>(nslots);
+  return (b + 4095) & ~size_t{4095};
 }
 
-// Idempotent: __gc, __close and close().
-int channel_close(lua_State* L) {
-  auto* ch = static_cast<Channel*>(luaL_checkudata(L, 1, kChannelType));
-  if (ch->fd >= 0) {
-    ::close(ch->fd);
-    ch->fd = -1;
-  }
-  if (ch->progress) {
-    ::munmap(ch->progress, kSlotSize);
-    ch->progress = nullptr;
-  }
-  // The strings are C++ objects inside a Lua userdata: release their memory
-  // here, as __gc never runs a destructor.
-  std::string().swap(ch->out);
-  std::string().swap(ch->in);
-  ch->out_pos = ch->in_pos = 0;
+// The userdata; closed when map is null.  Owned C++ objects are freed by
+// close (Lua never runs destructors of userdata).
+struct PoolShared {
+  Mapping* map;
+  ring::Ring* tasks;
+  ring::Ring* results;
+  WorkerSlot* slots;
+  int nslots;
+  int my_slot;            // the worker's slot, -1 in the owner
+  double sentinels_seen;  // owner: when the sentinels were last polled
+};
+
+PoolShared* check_shared(lua_State* L, int idx) {
+  auto* p = static_cast<PoolShared*>(luaL_checkudata(L, idx, kSharedType));
+  if (p->map == nullptr) luaL_error(L, "attempt to use a closed pool (its shared memory is released)");
+  return p;
+}
+
+int shared_close(lua_State* L) {
+  auto* p = static_cast<PoolShared*>(luaL_checkudata(L, 1, kSharedType));
+  delete p->tasks;
+  delete p->results;
+  delete p->map;
+  p->tasks = p->results = nullptr;
+  p->map = nullptr;
+  p->slots = nullptr;
   return 0;
 }
 
-// Writes queued bytes until the socket would block.  Returns false when the
-// peer is gone (the queue is dropped: the worker's death is reported by its
-// sentinel).  Throws on other errors.
-bool write_some(Channel* ch) {
-  while (ch->out_pos < ch->out.size()) {
-    ssize_t n = ::send(ch->fd, ch->out.data() + ch->out_pos, ch->out.size() - ch->out_pos,
-                       MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n > 0) {
-      ch->out_pos += static_cast<size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-    if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
-      ch->out.clear();
-      ch->out_pos = 0;
-      return false;
-    }
-    throw Failure::os("PoolChannel:send", errno);
+// Maps the pool memory of `fd` (nslots read from its size when < 0) into
+// the closed-first userdata on top of the stack.
+void map_shared(PoolShared* p, int fd, int nslots, bool format) {
+  size_t task_bytes = ring::Ring::bytes_at(kTaskCapacity);
+  size_t result_bytes = ring::Ring::bytes_at(kResultCapacity);
+  size_t total = slots_bytes(nslots) + task_bytes + result_bytes;
+  if (format && ::ftruncate(fd, static_cast<off_t>(total)) != 0) throw Failure::os("Pool: ftruncate", errno);
+  void* mem = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (mem == MAP_FAILED) throw Failure::os("Pool: mmap", errno);
+  auto map = std::make_unique<Mapping>(mem, total);
+  char* base = static_cast<char*>(mem);
+  char* task_mem = base + slots_bytes(nslots);
+  char* result_mem = task_mem + task_bytes;
+  if (format) {
+    ring::Ring::format_at(task_mem, kTaskCapacity);
+    ring::Ring::format_at(result_mem, kResultCapacity);
   }
-  if (ch->out_pos == ch->out.size()) {
-    ch->out.clear();
-    ch->out_pos = 0;
-  } else if (ch->out_pos > (1u << 20) && ch->out_pos * 2 > ch->out.size()) {
-    ch->out.erase(0, ch->out_pos);  // keep the queue from growing without bound
-    ch->out_pos = 0;
-  }
-  return true;
+  auto tasks = std::make_unique<ring::Ring>(task_mem, task_bytes);
+  auto results = std::make_unique<ring::Ring>(result_mem, result_bytes);
+  p->slots = reinterpret_cast<WorkerSlot*>(base);
+  p->nslots = nslots;
+  p->tasks = tasks.release();
+  p->results = results.release();
+  p->map = map.release();
 }
 
-// channel:send(v) -> true if the whole queue is written now.
-int channel_send(lua_State* L) {
-  Channel* ch = check_channel(L, 1);
-  luaL_checkany(L, 2);
+PoolShared* new_shared(lua_State* L) {
+  auto* p = static_cast<PoolShared*>(lua_newuserdatauv(L, sizeof(PoolShared), 0));
+  *p = PoolShared{nullptr, nullptr, nullptr, nullptr, 0, -1, 0};
+  luaL_setmetatable(L, kSharedType);
+  return p;
+}
+
+// core.pool_shared(nslots) -> shared, vehicle
+int pool_shared(lua_State* L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n >= 1 && n <= 1 << 16, 1, "number of worker slots out of range");
+  PoolShared* p = new_shared(L);
   return run_guarded(L, [&] {
-    size_t start = ch->out.size();
-    ch->out.append(4, '\0');
-    codec::EncodeContext ctx;  // fds == nullptr: fd objects cannot go to a pool
-    try {
-      codec::encode(L, 2, ch->out, ctx);
-    } catch (...) {
-      ch->out.resize(start);
-      throw;
-    }
-    uint64_t len = ch->out.size() - start - 4;
-    if (len > 0x7fffffffu) {
-      // Large frame: length -1, then an 8-byte length.
-      ch->out.insert(start + 4, 8, '\0');
-      unsigned char* h = reinterpret_cast<unsigned char*>(&ch->out[start]);
-      h[0] = h[1] = h[2] = h[3] = 0xff;
-      for (int i = 0; i < 8; ++i) h[4 + i] = static_cast<unsigned char>(len >> (56 - 8 * i));
-    } else {
-      unsigned char* h = reinterpret_cast<unsigned char*>(&ch->out[start]);
-      for (int i = 0; i < 4; ++i) h[i] = static_cast<unsigned char>(len >> (24 - 8 * i));
-    }
-    write_some(ch);
-    lua_pushboolean(L, ch->out.empty());
-    return 1;
-  });
-}
-
-int channel_flush(lua_State* L) {
-  Channel* ch = check_channel(L, 1);
-  return run_guarded(L, [&] {
-    write_some(ch);
-    lua_pushboolean(L, ch->out.empty());
-    return 1;
-  });
-}
-
-int channel_pending(lua_State* L) {
-  Channel* ch = check_channel(L, 1);
-  lua_pushinteger(L, static_cast<lua_Integer>(ch->out.size() - ch->out_pos));
-  return 1;
-}
-
-int channel_fileno(lua_State* L) {
-  Channel* ch = check_channel(L, 1);
-  lua_pushinteger(L, ch->fd);
-  return 1;
-}
-
-// channel:recv() -> list of the whole messages that arrived (nil if none),
-// and true once the worker's end is closed.  Never blocks.
-int channel_recv(lua_State* L) {
-  Channel* ch = check_channel(L, 1);
-  lua_settop(L, 1);
-  lua_pushnil(L);  // 2: the list, made on the first message
-  return run_guarded(L, [&] {
-    // Read everything available now.
-    while (!ch->eof) {
-      size_t old = ch->in.size();
-      size_t want = 1 << 16;
-      ch->in.resize(old + want);
-      ssize_t n = ::recv(ch->fd, &ch->in[old], want, MSG_DONTWAIT);
-      if (n > 0) {
-        ch->in.resize(old + static_cast<size_t>(n));
-        if (static_cast<size_t>(n) < want) break;
-        continue;
-      }
-      ch->in.resize(old);
-      if (n == 0) {
-        ch->eof = true;
-        break;
-      }
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      if (errno == ECONNRESET) {
-        ch->eof = true;
-        break;
-      }
-      throw Failure::os("PoolChannel:recv", errno);
-    }
-    // Decode the whole frames.
-    lua_Integer count = 0;
-    for (;;) {
-      size_t avail = ch->in.size() - ch->in_pos;
-      if (avail < 4) break;
-      const unsigned char* h = reinterpret_cast<const unsigned char*>(ch->in.data() + ch->in_pos);
-      int32_t len32 = static_cast<int32_t>((uint32_t(h[0]) << 24) | (uint32_t(h[1]) << 16) |
-                                           (uint32_t(h[2]) << 8) | uint32_t(h[3]));
-      size_t header = 4;
-      uint64_t len;
-      if (len32 == -1) {
-        if (avail < 12) break;
-        len = 0;
-        for (int i = 0; i < 8; ++i) len = (len << 8) | h[4 + i];
-        header = 12;
-      } else if (len32 < 0) {
-        throw Failure::plain("PoolChannel:recv: corrupt frame length");
-      } else {
-        len = static_cast<uint64_t>(len32);
-      }
-      if (avail - header < len) break;
-      if (count == 0) {
-        lua_newtable(L);
-        lua_replace(L, 2);
-      }
-      codec::DecodeContext ctx;
-      const char* data = ch->in.data() + ch->in_pos + header;
-      ch->in_pos += header + len;
-      codec::decode(L, data, len, ctx);
-      lua_rawseti(L, 2, ++count);
-    }
-    if (ch->in_pos == ch->in.size()) {
-      ch->in.clear();
-      ch->in_pos = 0;
-    } else if (ch->in_pos > (1u << 20)) {
-      ch->in.erase(0, ch->in_pos);
-      ch->in_pos = 0;
-    }
-    lua_pushvalue(L, 2);
-    lua_pushboolean(L, ch->eof && ch->in.empty());
+    UniqueFd mem(memfd_create("luamp-pool", MFD_CLOEXEC));
+    if (!mem) throw Failure::os("Pool: memfd_create", errno);
+    map_shared(p, mem.get(), static_cast<int>(n), true);
+    connection::push_connection(L, mem.release(), true, false, false);
     return 2;
   });
 }
 
-// channel:progress() -> started, finished: the worker's counts of chunks.
-int channel_progress(lua_State* L) {
-  Channel* ch = check_channel(L, 1);
-  if (ch->progress == nullptr) return 0;
-  lua_pushinteger(L, __atomic_load_n(&ch->progress->started, __ATOMIC_ACQUIRE));
-  lua_pushinteger(L, __atomic_load_n(&ch->progress->finished, __ATOMIC_ACQUIRE));
-  return 2;
-}
-
-// core.pool_pipe() -> channel, conn, slot_conn
-// `slot_conn` is a Connection object used only as the vehicle of the
-// progress page's fd (a memfd) to the worker, which maps it with
-// core.pool_slot(slot_conn): Connections already cross into children under
-// every start method.
-int pool_pipe(lua_State* L) {
-  auto* ch = static_cast<Channel*>(lua_newuserdatauv(L, sizeof(Channel), 0));
-  new (ch) Channel();  // closed first: fd == -1
-  luaL_setmetatable(L, kChannelType);
-  int mem = memfd_create("luamp-pool-progress", MFD_CLOEXEC);
-  if (mem < 0 || ftruncate(mem, kSlotSize) != 0) {
-    int err = errno;
-    if (mem >= 0) ::close(mem);
-    return luaL_error(L, "Pool: cannot create a progress page: %s", std::strerror(err));
-  }
-  void* page = mmap(nullptr, kSlotSize, PROT_READ | PROT_WRITE, MAP_SHARED, mem, 0);
-  if (page == MAP_FAILED) {
-    int err = errno;
-    ::close(mem);
-    return luaL_error(L, "Pool: cannot map a progress page: %s", std::strerror(err));
-  }
-  ch->progress = static_cast<Progress*>(page);
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-    int err = errno;
-    ::close(mem);
-    return luaL_error(L, "Pool: cannot create a worker channel: %s", std::strerror(err));
-  }
-  ch->fd = sv[0];
-  connection::push_connection(L, sv[1], true, true, true);
-  connection::push_connection(L, mem, true, false, false);
-  return 3;
-}
-
-Slot* check_slot(lua_State* L) {
-  auto* s = static_cast<Slot*>(luaL_checkudata(L, 1, kSlotType));
-  if (s->p == nullptr) luaL_error(L, "attempt to use a closed PoolSlot");
-  return s;
-}
-
-// core.pool_slot(slot_conn) -> slot: the worker's side of the progress page.
-int pool_slot(lua_State* L) {
+// core.pool_attach(vehicle, slot) -> shared
+int pool_attach(lua_State* L) {
   int fd = connection::connection_fd(L, 1);
   luaL_argcheck(L, fd >= 0, 1, "Connection expected");
-  auto* s = static_cast<Slot*>(lua_newuserdatauv(L, sizeof(Slot), 0));
-  s->p = nullptr;  // closed first
-  luaL_setmetatable(L, kSlotType);
-  void* page = mmap(nullptr, kSlotSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (page == MAP_FAILED) {
-    int err = errno;
-    return luaL_error(L, "Pool: cannot map the progress page: %s", std::strerror(err));
-  }
-  s->p = static_cast<Progress*>(page);
-  return 1;
-}
-
-// slot:start(n) / slot:finish(n): chunk n (counted from 1) starts / ends.
-int slot_start(lua_State* L) {
-  Slot* s = check_slot(L);
-  __atomic_store_n(&s->p->started, static_cast<int64_t>(luaL_checkinteger(L, 2)), __ATOMIC_RELEASE);
-  return 0;
-}
-
-int slot_finish(lua_State* L) {
-  Slot* s = check_slot(L);
-  __atomic_store_n(&s->p->finished, static_cast<int64_t>(luaL_checkinteger(L, 2)), __ATOMIC_RELEASE);
-  return 0;
-}
-
-int slot_close(lua_State* L) {
-  auto* s = static_cast<Slot*>(luaL_checkudata(L, 1, kSlotType));
-  if (s->p) {
-    ::munmap(s->p, kSlotSize);
-    s->p = nullptr;
-  }
-  return 0;
-}
-
-// Fills `fds` with the integers of the sequence at idx (channels give their
-// fd).  Returns the count.
-int collect(lua_State* L, int idx, std::vector<pollfd>& fds, bool channels) {
-  int n = static_cast<int>(luaL_len(L, idx));
-  for (int i = 1; i <= n; ++i) {
-    lua_rawgeti(L, idx, i);
-    pollfd p{};
-    if (channels) {
-      auto* ch = static_cast<Channel*>(luaL_checkudata(L, -1, kChannelType));
-      p.fd = ch->fd;  // a closed channel (-1) is ignored by poll
-      p.events = POLLIN;
-      if (ch->out.size() > ch->out_pos) p.events |= POLLOUT;
-    } else {
-      p.fd = static_cast<int>(luaL_checkinteger(L, -1));
-      p.events = POLLIN;
-    }
-    lua_pop(L, 1);
-    fds.push_back(p);
-  }
-  return n;
-}
-
-// core.pool_poll(channels, sentinels [, timeout [, pids [, pool]]]) -> list
-int pool_poll(lua_State* L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  double timeout = luaL_optnumber(L, 3, -1);
-  bool has_pids = lua_istable(L, 4);
-  bool has_owner = lua_istable(L, 5);
-  // Gather everything while no C++ object is alive (luaL_check* may raise).
-  int nch = static_cast<int>(luaL_len(L, 1));
-  int nsen = static_cast<int>(luaL_len(L, 2));
-  int npids = has_pids ? static_cast<int>(luaL_len(L, 4)) : 0;
-  for (int i = 1; i <= nch; ++i) {
-    lua_rawgeti(L, 1, i);
-    luaL_checkudata(L, -1, kChannelType);
-    lua_pop(L, 1);
-  }
-  for (int i = 1; i <= nsen; ++i) {
-    lua_rawgeti(L, 2, i);
-    luaL_checkinteger(L, -1);
-    lua_pop(L, 1);
-  }
-  if (has_owner) {
-    // Make the field now, so that setting it on Ctrl-C (below, with C++
-    // objects alive) cannot need memory and so cannot raise.
-    lua_pushboolean(L, 0);
-    lua_setfield(L, 5, "_interrupted");
-  }
-  lua_newtable(L);
-  int result = lua_gettop(L);
+  lua_Integer slot = luaL_checkinteger(L, 2);
+  PoolShared* p = new_shared(L);
   return run_guarded(L, [&] {
-    std::vector<pollfd> fds;
-    fds.reserve(static_cast<size_t>(nch + nsen));
-    collect(L, 1, fds, true);
-    collect(L, 2, fds, false);
-    std::vector<pid_t> pids;
-    for (int i = 1; i <= npids; ++i) {
-      lua_rawgeti(L, 4, i);
-      pids.push_back(static_cast<pid_t>(lua_tointeger(L, -1)));
-      lua_pop(L, 1);
-    }
-    double deadline = timeout < 0 ? -1 : monotonic_seconds() + timeout;
-    int rc;
-    for (;;) {
-      int ms = -1;
-      if (deadline >= 0) {
-        double left = deadline - monotonic_seconds();
-        ms = left <= 0 ? 0 : static_cast<int>(std::ceil(left * 1000));
-      }
-      rc = ::poll(fds.data(), fds.size(), ms);
-      if (rc >= 0) break;
-      if (errno != EINTR) throw Failure::os("Pool: poll", errno);
-      if (interrupt::pending()) {
-        // Ctrl-C: stop the workers now (they ignore SIGINT by design); the
-        // owner reaps them when the pool is terminated or at exit.
-        for (pid_t pid : pids)
-          if (pid > 0) ::kill(pid, SIGKILL);
-        // Tell the pool (no Lua code can run until the interrupt is over):
-        // its next call terminates it properly.  The field exists already.
-        if (has_owner) {
-          lua_pushboolean(L, 1);
-          lua_setfield(L, 5, "_interrupted");
-        }
-        throw Failure::plain(interrupt::kMessage);
-      }
-    }
-    lua_Integer k = 0;
-    for (int i = 0; i < nch + nsen; ++i) {
-      if (fds[i].revents == 0) continue;
-      lua_pushinteger(L, i < nch ? i + 1 : -(i - nch + 1));
-      lua_rawseti(L, result, ++k);
-    }
-    lua_pushvalue(L, result);
+    struct stat st;
+    if (::fstat(fd, &st) != 0) throw Failure::os("Pool: fstat", errno);
+    size_t rings = ring::Ring::bytes_at(kTaskCapacity) + ring::Ring::bytes_at(kResultCapacity);
+    size_t size = static_cast<size_t>(st.st_size);
+    if (size <= rings) throw Failure::plain("Pool: not a pool's shared memory");
+    int nslots = static_cast<int>((size - rings) / sizeof(WorkerSlot));
+    if (slots_bytes(nslots) + rings != size || slot < 0 || slot >= nslots)
+      throw Failure::plain("Pool: not a pool's shared memory");
+    map_shared(p, fd, nslots, false);
+    p->my_slot = static_cast<int>(slot);
     return 1;
   });
+}
+
+// Encodes the value at idx into `out` (fds are refused: the rings carry bytes).
+void encode_value(lua_State* L, int idx, std::string& out, const char* path) {
+  codec::EncodeContext ctx;
+  ctx.path = path;
+  codec::encode(L, idx, out, ctx);
 }
 
 // Numbers-only chunks skip the codec: 1 tag byte per element (0 integer,
@@ -456,37 +198,82 @@ int pool_poll(lua_State* L) {
 //
 // core.pool_pack(t, i, j) -> string, or nil when t[i..j] holds anything
 // but numbers (raw access: plain tables only).
+// Appends t[i..j] packed to `out` (raw access); false, with `out` as it
+// was, when something there is not a number.
+bool pack_numbers(lua_State* L, int t, lua_Integer i, lua_Integer j, std::string& out) {
+  if (j < i) return true;
+  size_t n = static_cast<size_t>(j - i + 1);
+  size_t at = out.size();
+  out.resize(at + n * 9);
+  char* p = out.data() + at;
+  char* vals = p + n;
+  for (size_t k = 0; k < n; ++k) {
+    int type = lua_rawgeti(L, t, i + static_cast<lua_Integer>(k));
+    if (type != LUA_TNUMBER) {
+      lua_pop(L, 1);
+      out.resize(at);
+      return false;
+    }
+    if (lua_isinteger(L, -1)) {
+      lua_Integer iv = lua_tointeger(L, -1);
+      p[k] = 0;
+      std::memcpy(vals + 8 * k, &iv, 8);
+    } else {
+      lua_Number d = lua_tonumber(L, -1);
+      p[k] = 1;
+      std::memcpy(vals + 8 * k, &d, 8);
+    }
+    lua_pop(L, 1);
+  }
+  return true;
+}
+
+// True when the table at t has no keys but 1..#t (an args table with a
+// field `n`, or holes, must travel whole).
+bool keys_are_sequence(lua_State* L, int t) {
+  lua_Integer len = static_cast<lua_Integer>(lua_rawlen(L, t));
+  lua_Integer count = 0;
+  lua_pushnil(L);
+  while (lua_next(L, t) != 0) {
+    lua_pop(L, 1);
+    if (++count > len) {
+      lua_pop(L, 1);
+      return false;
+    }
+  }
+  return count == len;
+}
+
+// Pushes a new table of the `n` packed numbers at p.
+void push_unpacked(lua_State* L, const char* p, size_t n) {
+  lua_createtable(L, static_cast<int>(n), 0);
+  const char* vals = p + n;
+  for (size_t k = 0; k < n; ++k) {
+    if (p[k] == 0) {
+      lua_Integer v;
+      std::memcpy(&v, vals + 8 * k, 8);
+      lua_pushinteger(L, v);
+    } else {
+      lua_Number d;
+      std::memcpy(&d, vals + 8 * k, 8);
+      lua_pushnumber(L, d);
+    }
+    lua_rawseti(L, -2, static_cast<lua_Integer>(k + 1));
+  }
+}
+
 int pool_pack(lua_State* L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_Integer i = luaL_checkinteger(L, 2);
   lua_Integer j = luaL_checkinteger(L, 3);
-  if (j < i) {
-    lua_pushliteral(L, "");
-    return 1;
-  }
-  size_t n = static_cast<size_t>(j - i + 1);
-  luaL_Buffer b;
-  char* p = luaL_buffinitsize(L, &b, n * 9);
-  char* vals = p + n;
-  for (size_t k = 0; k < n; ++k) {
-    lua_rawgeti(L, 1, i + static_cast<lua_Integer>(k));
-    int isint = 0;
-    lua_Integer iv = lua_tointegerx(L, -1, &isint);
-    if (isint && lua_isinteger(L, -1)) {
-      p[k] = 0;
-      std::memcpy(vals + 8 * k, &iv, 8);
-    } else if (lua_type(L, -1) == LUA_TNUMBER) {
-      lua_Number d = lua_tonumber(L, -1);
-      p[k] = 1;
-      std::memcpy(vals + 8 * k, &d, 8);
-    } else {
+  return run_guarded(L, [&] {
+    std::string out;
+    if (pack_numbers(L, 1, i, j, out))
+      lua_pushlstring(L, out.data(), out.size());
+    else
       lua_pushnil(L);
-      return 1;
-    }
-    lua_pop(L, 1);
-  }
-  luaL_pushresultsize(&b, n * 9);
-  return 1;
+    return 1;
+  });
 }
 
 // core.pool_unpack(s [, t, offset [, count]]) -> t: the numbers of a
@@ -525,36 +312,306 @@ int pool_unpack(lua_State* L) {
   return 1;
 }
 
+// A task on the ring: this head, the function's bytes, then the items,
+// packed numbers or codec bytes.  A quit has only the head.
+struct TaskHead {
+  uint32_t magic;
+  uint8_t star;
+  uint8_t items_kind;  // kPacked, kEncoded, kApplyPacked, kApplyEncoded
+  uint8_t reserved[2];
+  int64_t fid, first, total, cs;
+  uint64_t fbytes_size;
+};
+constexpr uint32_t kTaskMagic = 0x4b534154;  // "TASK"
+constexpr uint32_t kQuitMagic = 0x54495551;  // "QUIT"
+enum ItemsKind : uint8_t { kPacked = 0, kEncoded = 1, kApplyPacked = 2, kApplyEncoded = 3 };
+
+// shared:put(uid, fid, fbytes, star, first, items, total, cs [, apply]) -> bool
+//   items: a pool_pack string or a table of the items; with apply, the
+//   argument table of the one task.
+int shared_put(lua_State* L) {
+  PoolShared* p = check_shared(L, 1);
+  lua_Integer uid = luaL_checkinteger(L, 2);
+  TaskHead head{};
+  head.magic = kTaskMagic;
+  head.fid = luaL_checkinteger(L, 3);
+  size_t fsize;
+  const char* fbytes = luaL_checklstring(L, 4, &fsize);
+  head.star = lua_toboolean(L, 5) ? 1 : 0;
+  head.first = luaL_checkinteger(L, 6);
+  bool packed_string = lua_type(L, 7) == LUA_TSTRING;
+  if (!packed_string) luaL_checktype(L, 7, LUA_TTABLE);
+  head.total = luaL_checkinteger(L, 8);
+  head.cs = luaL_checkinteger(L, 9);
+  bool apply = lua_toboolean(L, 10);
+  head.fbytes_size = fsize;
+  return run_guarded(L, [&] {
+    std::string out(reinterpret_cast<const char*>(&head), sizeof head);
+    out.append(fbytes, fsize);
+    if (packed_string) {
+      size_t n;
+      const char* s = lua_tolstring(L, 7, &n);
+      out.append(s, n);
+      head.items_kind = kPacked;
+    } else if (pack_numbers(L, 7, 1, apply ? static_cast<lua_Integer>(lua_rawlen(L, 7)) : head.total, out) &&
+               (!apply || keys_are_sequence(L, 7))) {
+      head.items_kind = apply ? kApplyPacked : kPacked;
+    } else {
+      out.resize(sizeof head + fsize);
+      encode_value(L, 7, out, apply ? "args" : "items");
+      head.items_kind = apply ? kApplyEncoded : kEncoded;
+    }
+    std::memcpy(out.data(), &head, sizeof head);
+    ring::Status s = p->tasks->put_tagged(static_cast<uint64_t>(uid), out.data(), out.size(), false,
+                                          semlock::Deadline::never());
+    lua_pushboolean(L, s == ring::Status::Ok);
+    return 1;
+  });
+}
+
+// shared:quit(n): n workers leave (each takes one).
+int shared_quit(lua_State* L) {
+  PoolShared* p = check_shared(L, 1);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  return run_guarded(L, [&] {
+    TaskHead head{};
+    head.magic = kQuitMagic;
+    for (lua_Integer i = 0; i < n; ++i)
+      p->tasks->put_tagged(0, reinterpret_cast<const char*>(&head), sizeof head, true, semlock::Deadline::never());
+    return 0;
+  });
+}
+
+void record_claim(void* ctx, uint64_t tag) {
+  auto* slot = static_cast<WorkerSlot*>(ctx);
+  slot->started.store(0, std::memory_order_relaxed);
+  slot->finished.store(0, std::memory_order_relaxed);
+  slot->claimed.store(static_cast<int64_t>(tag), std::memory_order_release);
+}
+
+WorkerSlot* my_slot(lua_State* L, PoolShared* p) {
+  if (p->my_slot < 0) luaL_error(L, "Pool: only a worker has a slot");
+  return &p->slots[p->my_slot];
+}
+
+// shared:take() -> uid, fid, fbytes, star, first, items, total, cs, or
+// nothing for a quit.  items is the table of the task's items (for an
+// apply task: {args}).
+int shared_take(lua_State* L) {
+  PoolShared* p = check_shared(L, 1);
+  WorkerSlot* slot = my_slot(L, p);
+  lua_settop(L, 1);
+  return run_guarded(L, [&] {
+    ring::Message m;
+    p->tasks->get_claimed(m, true, semlock::Deadline::never(), record_claim, slot, true);
+    TaskHead head;
+    if (m.size() < sizeof head) throw Failure::plain("corrupt message: short pool task");
+    std::memcpy(&head, m.data(), sizeof head);
+    if (head.magic == kQuitMagic) return 0;
+    const char* data = m.data() + sizeof head;
+    size_t left = m.size() - sizeof head;
+    if (head.magic != kTaskMagic || head.fbytes_size > left || head.total < 0 || head.cs < 1)
+      throw Failure::plain("corrupt message: bad pool task");
+    lua_pushinteger(L, slot->claimed.load(std::memory_order_relaxed));
+    lua_pushinteger(L, head.fid);
+    lua_pushlstring(L, data, head.fbytes_size);
+    lua_pushboolean(L, head.star);
+    lua_pushinteger(L, head.first);
+    data += head.fbytes_size;
+    left -= head.fbytes_size;
+    bool apply = head.items_kind == kApplyPacked || head.items_kind == kApplyEncoded;
+    if (apply) lua_createtable(L, 1, 0);
+    if (head.items_kind == kPacked || head.items_kind == kApplyPacked) {
+      if (left % 9 != 0) throw Failure::plain("corrupt message: bad packed items");
+      push_unpacked(L, data, left / 9);
+    } else if (head.items_kind == kEncoded || head.items_kind == kApplyEncoded) {
+      codec::DecodeContext ctx;
+      codec::decode(L, data, left, ctx);
+    } else {
+      throw Failure::plain("corrupt message: bad pool task items");
+    }
+    if (apply) lua_rawseti(L, -2, 1);
+    lua_pushinteger(L, head.total);
+    lua_pushinteger(L, head.cs);
+    return 8;
+  });
+}
+
+int shared_start(lua_State* L) {
+  PoolShared* p = check_shared(L, 1);
+  my_slot(L, p)->started.store(luaL_checkinteger(L, 2), std::memory_order_release);
+  return 0;
+}
+
+int shared_finish(lua_State* L) {
+  PoolShared* p = check_shared(L, 1);
+  my_slot(L, p)->finished.store(luaL_checkinteger(L, 2), std::memory_order_release);
+  return 0;
+}
+
+// shared:answer(v)
+int shared_answer(lua_State* L) {
+  PoolShared* p = check_shared(L, 1);
+  luaL_checkany(L, 2);
+  return run_guarded(L, [&] {
+    std::string out;
+    encode_value(L, 2, out, "result");
+    p->results->put(out.data(), out.size(), true, semlock::Deadline::never());
+    return 0;
+  });
+}
+
+int check_slot_index(lua_State* L, PoolShared* p) {
+  lua_Integer i = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, i >= 0 && i < p->nslots, 2, "slot out of range");
+  return static_cast<int>(i);
+}
+
+// shared:slot(i) -> claimed, started, finished
+int shared_slot(lua_State* L) {
+  PoolShared* p = check_shared(L, 1);
+  WorkerSlot& s = p->slots[check_slot_index(L, p)];
+  lua_pushinteger(L, s.claimed.load(std::memory_order_acquire));
+  lua_pushinteger(L, s.started.load(std::memory_order_acquire));
+  lua_pushinteger(L, s.finished.load(std::memory_order_acquire));
+  return 3;
+}
+
+// shared:reset_slot(i): nothing claimed, "in the initializer" until the new
+// worker says otherwise (a worker that dies before that died starting).
+int shared_reset_slot(lua_State* L) {
+  PoolShared* p = check_shared(L, 1);
+  WorkerSlot& s = p->slots[check_slot_index(L, p)];
+  s.claimed.store(0, std::memory_order_relaxed);
+  s.finished.store(0, std::memory_order_relaxed);
+  s.started.store(-1, std::memory_order_release);
+  return 0;
+}
+
+// Polls the sentinels without waiting; appends the positions that fired.
+void poll_sentinels(const std::vector<pollfd>& in, lua_State* L, int dead_idx) {
+  if (in.empty()) return;
+  std::vector<pollfd> fds(in);
+  int rc;
+  do rc = ::poll(fds.data(), fds.size(), 0);
+  while (rc < 0 && errno == EINTR && !interrupt::pending());
+  if (rc < 0 && errno != EINTR) throw Failure::os("Pool: poll", errno);
+  lua_Integer k = static_cast<lua_Integer>(lua_rawlen(L, dead_idx));
+  for (size_t i = 0; i < fds.size(); ++i) {
+    if (fds[i].revents == 0) continue;
+    lua_pushinteger(L, static_cast<lua_Integer>(i + 1));
+    lua_rawseti(L, dead_idx, ++k);
+  }
+}
+
+// shared:wait(sentinels, timeout, pids, pool) -> answers, dead
+int shared_wait(lua_State* L) {
+  PoolShared* p = check_shared(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  double timeout = luaL_optnumber(L, 3, -1);
+  bool has_pids = lua_istable(L, 4);
+  bool has_owner = lua_istable(L, 5);
+  // Gather everything while no C++ object is alive (luaL_check* may raise).
+  int nsen = static_cast<int>(luaL_len(L, 2));
+  int npids = has_pids ? static_cast<int>(luaL_len(L, 4)) : 0;
+  for (int i = 1; i <= nsen; ++i) {
+    lua_rawgeti(L, 2, i);
+    luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+  }
+  if (has_owner) {
+    // Make the field now, so that setting it on Ctrl-C (below, with C++
+    // objects alive) cannot need memory and so cannot raise.
+    lua_pushboolean(L, 0);
+    lua_setfield(L, 5, "_interrupted");
+  }
+  lua_settop(L, 5);
+  lua_newtable(L);  // 6: answers
+  lua_newtable(L);  // 7: dead
+  return run_guarded(L, [&] {
+    std::vector<pollfd> sentinels;
+    sentinels.reserve(static_cast<size_t>(nsen));
+    for (int i = 1; i <= nsen; ++i) {
+      lua_rawgeti(L, 2, i);
+      sentinels.push_back(pollfd{static_cast<int>(lua_tointeger(L, -1)), POLLIN, 0});
+      lua_pop(L, 1);
+    }
+    std::vector<pid_t> pids;
+    for (int i = 1; i <= npids; ++i) {
+      lua_rawgeti(L, 4, i);
+      pids.push_back(static_cast<pid_t>(lua_tointeger(L, -1)));
+      lua_pop(L, 1);
+    }
+    const double start = monotonic_seconds();
+    const double deadline = timeout < 0 ? -1 : start + timeout;
+    lua_Integer got = 0;
+    ring::Message m;
+    auto take = [&](bool block, semlock::Deadline d) {
+      try {
+        return p->results->get(m, block, d);
+      } catch (Failure&) {
+        if (interrupt::pending()) {
+          // Ctrl-C: stop the workers now (they ignore SIGINT by design);
+          // the owner reaps them when the pool is terminated or at exit.
+          for (pid_t pid : pids)
+            if (pid > 0) ::kill(pid, SIGKILL);
+          if (has_owner) {  // the field exists already: no allocation
+            lua_pushboolean(L, 1);
+            lua_setfield(L, 5, "_interrupted");
+          }
+        }
+        throw;
+      }
+    };
+    auto decode_one = [&] {
+      codec::DecodeContext ctx;
+      codec::decode(L, m.data(), m.size(), ctx);
+      lua_rawseti(L, 6, ++got);
+      m = ring::Message();
+    };
+    for (;;) {
+      while (got < 4096 && take(false, semlock::Deadline::never()) == ring::Status::Ok) decode_one();
+      double now = monotonic_seconds();
+      if (got > 0) {
+        if (now - p->sentinels_seen >= kSentinelEvery) {
+          p->sentinels_seen = now;
+          poll_sentinels(sentinels, L, 7);
+        }
+        break;
+      }
+      p->sentinels_seen = now;
+      poll_sentinels(sentinels, L, 7);
+      if (lua_rawlen(L, 7) > 0) break;
+      if (deadline >= 0 && now >= deadline) break;
+      double until = now + kWaitSlice;
+      if (deadline >= 0 && deadline < until) until = deadline;
+      if (take(true, semlock::Deadline::after(until - now)) == ring::Status::Ok) decode_one();
+    }
+    lua_settop(L, 7);
+    return 2;
+  });
+}
+
 }  // namespace
 
 void open_pool(lua_State* L) {
-  if (luaL_newmetatable(L, kChannelType)) {
-    static const luaL_Reg methods[] = {{"send", channel_send},       {"flush", channel_flush},
-                                       {"pending", channel_pending}, {"recv", channel_recv},
-                                       {"fileno", channel_fileno},   {"progress", channel_progress},
-                                       {"close", channel_close},     {nullptr, nullptr}};
+  if (luaL_newmetatable(L, kSharedType)) {
+    static const luaL_Reg methods[] = {{"put", shared_put},       {"quit", shared_quit},
+                                       {"take", shared_take},
+                                       {"start", shared_start},   {"finish", shared_finish},
+                                       {"answer", shared_answer}, {"wait", shared_wait},
+                                       {"slot", shared_slot},     {"reset_slot", shared_reset_slot},
+                                       {"close", shared_close},   {nullptr, nullptr}};
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, channel_close);
+    lua_pushcfunction(L, shared_close);
     lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, channel_close);
+    lua_pushcfunction(L, shared_close);
     lua_setfield(L, -2, "__close");
   }
   lua_pop(L, 1);
-  if (luaL_newmetatable(L, kSlotType)) {
-    static const luaL_Reg methods[] = {
-        {"start", slot_start}, {"finish", slot_finish}, {"close", slot_close}, {nullptr, nullptr}};
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, slot_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, slot_close);
-    lua_setfield(L, -2, "__close");
-  }
-  lua_pop(L, 1);
-  static const luaL_Reg funcs[] = {{"pool_pipe", pool_pipe},
-                                   {"pool_slot", pool_slot},
-                                   {"pool_poll", pool_poll},
+  static const luaL_Reg funcs[] = {{"pool_shared", pool_shared},
+                                   {"pool_attach", pool_attach},
                                    {"pool_pack", pool_pack},
                                    {"pool_unpack", pool_unpack},
                                    {nullptr, nullptr}};

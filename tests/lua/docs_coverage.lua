@@ -21,23 +21,7 @@ local skip = {
 -- Functions whose pages are being written by the engineers who own them:
 -- allowed to lack a section for now, and noted on every run (an entry that
 -- is documented is noted too: delete it then).
-local pending = {
-  ["mp.Pool"] = "pool page (docs/api/pool.md) being written",
-  ["mp.pool.AsyncResult"] = "pool page (docs/api/pool.md) being written",
-  ["AsyncResult:get"] = "pool page (docs/api/pool.md) being written",
-  ["AsyncResult:ready"] = "pool page (docs/api/pool.md) being written",
-  ["AsyncResult:successful"] = "pool page (docs/api/pool.md) being written",
-  ["AsyncResult:wait"] = "pool page (docs/api/pool.md) being written",
-  ["mp.pool.IMapIterator"] = "pool page (docs/api/pool.md) being written",
-  ["IMapIterator:next"] = "pool page (docs/api/pool.md) being written",
-  ["mp.pool.MapResult"] = "pool page (docs/api/pool.md) being written",
-  ["PoolChannel:close"] = "pool page (docs/api/pool.md) being written",
-  ["PoolChannel:fileno"] = "pool page (docs/api/pool.md) being written",
-  ["PoolChannel:flush"] = "pool page (docs/api/pool.md) being written",
-  ["PoolChannel:pending"] = "pool page (docs/api/pool.md) being written",
-  ["PoolChannel:recv"] = "pool page (docs/api/pool.md) being written",
-  ["PoolChannel:send"] = "pool page (docs/api/pool.md) being written",
-}
+local pending = {}
 -- Documented "mp." names that are not values of mp on purpose.
 local skip_documented = {}
 
