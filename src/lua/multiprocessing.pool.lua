@@ -903,7 +903,7 @@ function Pool:_map_async(fname, f, seq, chunksize, callback, error_callback, sta
     if chunksize < 1 then chunksize = 1 end
   end
   local job = MapResult(self, callback, error_callback)
-  job._out = {}
+  job._out = core.pool_table(len)
   job._left = len
   job._total = len
   job._produce = make_source(job, seq, chunksize, self:_fid(f), star)

@@ -31,6 +31,7 @@
 //     shared:answer(v)               encodes v and puts it on the result ring
 //                                    (waits for room)
 //   shared:close() (also __gc, __close)
+//   core.pool_table(n)      a table with room for n sequence items
 //   core.pool_pack(t, i, j) / core.pool_unpack(s [, t, offset [, count]])
 //       numbers-only chunks (items and results) as one flat string, which
 //       the codec copies instead of walking element by element.
@@ -202,28 +203,39 @@ void encode_value(lua_State* L, int idx, std::string& out, const char* path) {
 // was, when something there is not a number.
 bool pack_numbers(lua_State* L, int t, lua_Integer i, lua_Integer j, std::string& out) {
   if (j < i) return true;
+  t = lua_absindex(L, t);
   size_t n = static_cast<size_t>(j - i + 1);
   size_t at = out.size();
   out.resize(at + n * 9);
   char* p = out.data() + at;
   char* vals = p + n;
-  for (size_t k = 0; k < n; ++k) {
-    int type = lua_rawgeti(L, t, i + static_cast<lua_Integer>(k));
-    if (type != LUA_TNUMBER) {
-      lua_pop(L, 1);
-      out.resize(at);
-      return false;
+  // Values are fetched a batch at a time and dropped with one settop.
+  constexpr int kBatch = 256;
+  if (!lua_checkstack(L, kBatch + 1)) throw Failure::plain("Pool: out of stack space");
+  const int base = lua_gettop(L);
+  for (size_t k0 = 0; k0 < n; k0 += kBatch) {
+    size_t m = n - k0 < static_cast<size_t>(kBatch) ? n - k0 : kBatch;
+    for (size_t k = 0; k < m; ++k) {
+      if (lua_rawgeti(L, t, i + static_cast<lua_Integer>(k0 + k)) != LUA_TNUMBER) {
+        lua_settop(L, base);
+        out.resize(at);
+        return false;
+      }
     }
-    if (lua_isinteger(L, -1)) {
-      lua_Integer iv = lua_tointeger(L, -1);
-      p[k] = 0;
-      std::memcpy(vals + 8 * k, &iv, 8);
-    } else {
-      lua_Number d = lua_tonumber(L, -1);
-      p[k] = 1;
-      std::memcpy(vals + 8 * k, &d, 8);
+    for (size_t k = 0; k < m; ++k) {
+      int idx = base + 1 + static_cast<int>(k);
+      size_t e = k0 + k;
+      if (lua_isinteger(L, idx)) {
+        lua_Integer iv = lua_tointegerx(L, idx, nullptr);
+        p[e] = 0;
+        std::memcpy(vals + 8 * e, &iv, 8);
+      } else {
+        lua_Number d = lua_tonumberx(L, idx, nullptr);
+        p[e] = 1;
+        std::memcpy(vals + 8 * e, &d, 8);
+      }
     }
-    lua_pop(L, 1);
+    lua_settop(L, base);
   }
   return true;
 }
@@ -592,6 +604,17 @@ int shared_wait(lua_State* L) {
   });
 }
 
+// core.pool_table(n) -> a new table with room for n sequence items (a
+// map's results arrive out of order; growing the table as they come costs
+// a rehash per doubling).
+int pool_table(lua_State* L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  if (n < 0) n = 0;
+  if (n > (1 << 24)) n = 1 << 24;  // beyond that the table grows as usual
+  lua_createtable(L, static_cast<int>(n), 0);
+  return 1;
+}
+
 }  // namespace
 
 void open_pool(lua_State* L) {
@@ -614,6 +637,7 @@ void open_pool(lua_State* L) {
                                    {"pool_attach", pool_attach},
                                    {"pool_pack", pool_pack},
                                    {"pool_unpack", pool_unpack},
+                                   {"pool_table", pool_table},
                                    {nullptr, nullptr}};
   luaL_setfuncs(L, funcs, 0);
 }

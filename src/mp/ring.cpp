@@ -16,7 +16,6 @@
 #include <atomic>
 #include <climits>
 #include <cstring>
-#include <ctime>
 
 #include "mp/lua_util.h"
 
@@ -37,12 +36,6 @@ constexpr double kSliceSeconds = 0.1;
 constexpr int kSpins = 200;
 // How long a get_claimed(spin) reader watches an empty ring before it sleeps.
 constexpr int64_t kSpinNanos = 50000;
-
-int64_t monotonic_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 
 inline size_t round8(size_t n) { return (n + 7) & ~size_t{7}; }
@@ -372,10 +365,10 @@ Status Ring::get_record(Message& out, bool block, semlock::Deadline deadline, Cl
       spin = false;
       if (h_->spinners.fetch_add(1, std::memory_order_acq_rel) == 0) {
         unlock();
-        const int64_t until = monotonic_ns() + kSpinNanos;
+        const int64_t until = semlock::monotonic_ns() + kSpinNanos;
         for (int i = 1; h_->count.load(std::memory_order_acquire) == 0; ++i) {
           cpu_relax();
-          if ((i & 63) == 0 && monotonic_ns() >= until) break;
+          if ((i & 63) == 0 && semlock::monotonic_ns() >= until) break;
         }
         h_->spinners.fetch_sub(1, std::memory_order_acq_rel);
         continue;

@@ -6,9 +6,11 @@
 #include <catch2/catch.hpp>
 #include <dirent.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <string>
 
@@ -201,4 +203,110 @@ TEST_CASE("a producer waiting for room does not hold the ring's lock", "[ring][f
   int status = reap(pid);
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
+}
+
+namespace {
+struct ClaimLog {
+  int calls = 0;
+  uint64_t last = ~uint64_t{0};
+};
+void log_claim(void* ctx, uint64_t tag) {
+  auto* log = static_cast<ClaimLog*>(ctx);
+  ++log->calls;
+  log->last = tag;
+}
+}  // namespace
+
+TEST_CASE("tagged messages hand their tag to the claim callback, untagged ones 0", "[ring]") {
+  ring::Ring r = ring::Ring::create(4096);
+  std::string big(3000, 'b');  // wraps the 4 KiB ring on later rounds
+  ClaimLog log;
+  for (int round = 0; round < 20; ++round) {
+    REQUIRE(r.put_tagged(1000 + round, "tagged", 6, true, semlock::Deadline::after(5)) == ring::Status::Ok);
+    ring::Message m;
+    REQUIRE(r.get_claimed(m, true, semlock::Deadline::after(5), log_claim, &log) == ring::Status::Ok);
+    CHECK(std::string(m.data(), m.size()) == "tagged");
+    CHECK(log.last == static_cast<uint64_t>(1000 + round));
+    REQUIRE(r.put(big.data(), big.size(), true, semlock::Deadline::after(5)) == ring::Status::Ok);
+    REQUIRE(r.get_claimed(m, true, semlock::Deadline::after(5), log_claim, &log) == ring::Status::Ok);
+    CHECK(m.size() == big.size());
+    CHECK(log.last == 0);
+  }
+  CHECK(log.calls == 40);
+  // A plain get reads a tagged message without its tag.
+  REQUIRE(r.put_tagged(7, "x", 1, true, semlock::Deadline::after(5)) == ring::Status::Ok);
+  CHECK(get_string(r) == "x");
+}
+
+TEST_CASE("a tagged message bigger than the ring's threshold travels in its own segment", "[ring]") {
+  int before = own_shm_entries();
+  {
+    ring::Ring r = ring::Ring::create(8192);
+    std::string s(r.big_threshold() + 100, 'B');
+    REQUIRE(r.put_tagged(42, s.data(), s.size(), true, semlock::Deadline::after(5)) == ring::Status::Ok);
+    ClaimLog log;
+    ring::Message m;
+    REQUIRE(r.get_claimed(m, true, semlock::Deadline::after(5), log_claim, &log) == ring::Status::Ok);
+    CHECK(log.last == 42);
+    CHECK(std::string(m.data(), m.size()) == s);
+  }
+  CHECK(own_shm_entries() == before);
+}
+
+TEST_CASE("a ring in caller-owned shared memory works across fork and repairs tagged records", "[ring][fork]") {
+  size_t bytes = ring::Ring::bytes_at(64 * 1024);
+  void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(mem != MAP_FAILED);
+  ring::Ring::format_at(mem, 64 * 1024);
+  ring::Ring r(mem, bytes);
+  CHECK(r.segment() == nullptr);
+  CHECK_THROWS(ring::Ring(static_cast<char*>(mem) + 8, bytes - 8));  // not a ring
+  // A child claims under the lock into a shared word, then dies holding
+  // the lock right after its next claim-and-take: the record it took is
+  // gone, the claim says which one, the rest stay whole.
+  auto* claimed = static_cast<std::atomic<uint64_t>*>(
+      mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(claimed != MAP_FAILED);
+  for (uint64_t t = 1; t <= 5; ++t)
+    REQUIRE(r.put_tagged(t, "task", 4, true, semlock::Deadline::after(5)) == ring::Status::Ok);
+  pid_t pid = fork();
+  if (pid == 0) {
+    ring::Message m;
+    r.get_claimed(m, true, semlock::Deadline::after(5),
+                  [](void* ctx, uint64_t tag) { static_cast<std::atomic<uint64_t>*>(ctx)->store(tag); }, claimed);
+    r.lock();
+    _exit(0);  // dies holding the lock
+  }
+  reap(pid);
+  CHECK(claimed->load() == 1);
+  ClaimLog log;
+  for (uint64_t t = 2; t <= 5; ++t) {
+    ring::Message m;
+    REQUIRE(r.get_claimed(m, true, semlock::Deadline::after(5), log_claim, &log) == ring::Status::Ok);
+    CHECK(log.last == t);
+  }
+  CHECK(r.qsize() == 0);
+  munmap(claimed, 4096);
+  munmap(mem, bytes);
+}
+
+TEST_CASE("a spinning reader takes a message put while it watches, and sleeps when none comes", "[ring][fork]") {
+  ring::Ring r = ring::Ring::create(4096);
+  pid_t pid = fork();
+  if (pid == 0) {
+    usleep(20000);
+    for (uint64_t t = 1; t <= 100; ++t) r.put_tagged(t, "s", 1, true, semlock::Deadline::after(5));
+    child_exit(0);
+  }
+  ClaimLog log;
+  for (int i = 0; i < 100; ++i) {
+    ring::Message m;
+    REQUIRE(r.get_claimed(m, true, semlock::Deadline::after(10), log_claim, &log, true) == ring::Status::Ok);
+  }
+  CHECK(log.last == 100);
+  reap(pid);
+  ring::Message m;
+  int64_t t0 = semlock::monotonic_ns();
+  CHECK(r.get_claimed(m, true, semlock::Deadline::after(0.2), log_claim, &log, true) == ring::Status::TimedOut);
+  CHECK(semlock::monotonic_ns() - t0 >= 150000000);
 }
