@@ -559,9 +559,25 @@ function Pool:_put(unit)
   self._next_uid = uid
   self._units[uid] = unit
   self._inflight = self._inflight + 1
-  if self._unsent_head > self._unsent_tail and send(self._shared, uid, unit) then return end
+  if self._unsent_head > self._unsent_tail and self:_send(uid, unit) then return end
   self._unsent_tail = self._unsent_tail + 1
   self._unsent[self._unsent_tail] = {uid, unit}
+end
+
+-- Sends task uid; false when the ring is full.  A task that cannot be
+-- encoded (an argument the codec refuses) fails its own tasks.
+function Pool:_send(uid, unit)
+  local ok, sent = pcall(send, self._shared, uid, unit)
+  if ok then return sent end
+  self._units[uid] = nil
+  self._inflight = self._inflight - 1
+  local job, first, n = unit, 1, 1
+  if not unit._fe then job, first, n = unit.job, unit.first, unit.total end
+  if job._lazy then job._ahead = job._ahead - unit.left end
+  local errs = {}
+  for i = 1, n do errs[i] = sent end
+  if self._jobs[job._id] then job:_deliver(first, n, {}, errs) end
+  return true
 end
 
 -- Moves tasks onto the ring: the unsent ones, then input of the jobs in
@@ -572,7 +588,7 @@ function Pool:_feed_ring()
   local shared, unsent = self._shared, self._unsent
   while self._unsent_head <= self._unsent_tail do
     local x = unsent[self._unsent_head]
-    if not send(shared, x[1], x[2]) then return end
+    if not self:_send(x[1], x[2]) then return end
     unsent[self._unsent_head] = nil
     self._unsent_head = self._unsent_head + 1
   end
@@ -823,11 +839,18 @@ local function make_source(job, seq, chunksize, fe, star)
     local done = false
     -- Read ahead: at most this many chunks given out and not answered.
     job._lazy, job._ahead = 4 * job._pool._processes + 4, 0
+    -- An error of the iterator is the result at its position, and the
+    -- input ends there (Python's rule).
     return function()
       if done then return nil end
       local items, n = {}, 0
+      local failed, err = false, nil
       while n < chunksize do
-        local v = seq()
+        local ok, v = pcall(seq)
+        if not ok then
+          done, failed, err = true, true, v
+          break
+        end
         if v == nil then
           done = true
           break
@@ -835,16 +858,21 @@ local function make_source(job, seq, chunksize, fe, star)
         n = n + 1
         items[n] = v
       end
-      if n == 0 then
-        job._total = pos
-        job:_check_complete()
-        return nil
+      local u = nil
+      if n > 0 then
+        u = {job = job, fid = fid, fbytes = fbytes, star = star, first = pos + 1, items = items,
+             total = n, cs = chunksize, left = 1}
+        job._ahead = job._ahead + 1
+        pos = pos + n
       end
-      local u = {job = job, fid = fid, fbytes = fbytes, star = star, first = pos + 1, items = items,
-                 total = n, cs = chunksize, left = 1}
-      job._ahead = job._ahead + 1
-      pos = pos + n
-      if done then job._total = pos end
+      if failed then
+        pos = pos + 1
+        job._total = pos
+        job:_deliver(pos, 1, {}, {err})
+      elseif done then
+        job._total = pos
+      end
+      if u == nil then job:_check_complete() end
       return u
     end
   end
