@@ -728,7 +728,8 @@ function Pool:_on_exit(w)
   for i, x in ipairs(self._workers) do
     if x == w then table.remove(self._workers, i) break end
   end
-  local claimed, started, finished = self._shared:slot(w.slot)
+  local claimed, started = self._shared:slot(w.slot)
+  self._shared:gone(w.pid)
   self._free_slots[#self._free_slots + 1] = w.slot
   pcall(w.proc.close, w.proc)
   self:_rebuild_poll()

@@ -23,6 +23,7 @@
 //                                    "interrupted!" and sets pool._interrupted.
 //     shared:slot(i) -> claimed, started, finished
 //     shared:reset_slot(i)           before a new worker takes slot i
+//     shared:gone(pid)               after reaping a worker
 //   Worker:
 //     shared:take() -> uid, v        the oldest task, waiting as long as it
 //                                    takes; records `uid` in the worker's slot
@@ -489,6 +490,15 @@ int shared_slot(lua_State* L) {
   return 3;
 }
 
+// shared:gone(pid): a worker was reaped (if it died spinning on the task
+// ring, another may spin now).
+int shared_gone(lua_State* L) {
+  PoolShared* p = check_shared(L, 1);
+  pid_t pid = static_cast<pid_t>(luaL_checkinteger(L, 2));
+  p->tasks->forget_spinner(pid);
+  return 0;
+}
+
 // shared:reset_slot(i): nothing claimed, "in the initializer" until the new
 // worker says otherwise (a worker that dies before that died starting).
 int shared_reset_slot(lua_State* L) {
@@ -624,6 +634,7 @@ void open_pool(lua_State* L) {
                                        {"start", shared_start},   {"finish", shared_finish},
                                        {"answer", shared_answer}, {"wait", shared_wait},
                                        {"slot", shared_slot},     {"reset_slot", shared_reset_slot},
+                                       {"gone", shared_gone},
                                        {"close", shared_close},   {nullptr, nullptr}};
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");

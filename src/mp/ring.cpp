@@ -13,6 +13,8 @@
 //                    the kind's payload; the length counts the tag.
 #include "mp/ring.h"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <climits>
 #include <cstring>
@@ -66,7 +68,7 @@ struct Header {
   std::atomic<uint32_t> readers_waiting;
   std::atomic<uint32_t> writers_waiting;
   std::atomic<uint32_t> unfinished;  // JoinableQueue tasks not yet done
-  std::atomic<uint32_t> spinners;    // readers spinning before they sleep (get_claimed)
+  std::atomic<uint32_t> spinner;     // pid of the reader spinning before it sleeps, or 0
 };
 static_assert(sizeof(Header) <= kHeaderBytes, "ring header must fit its 128 bytes");
 static_assert(offsetof(Header, lock) % 32 == 0, "SemLock must be 32-byte aligned");
@@ -363,17 +365,18 @@ Status Ring::get_record(Message& out, bool block, semlock::Deadline deadline, Cl
       // One reader at a time watches the ring for a moment before it
       // sleeps: a writer putting many small messages then wakes nobody.
       spin = false;
-      if (h_->spinners.fetch_add(1, std::memory_order_acq_rel) == 0) {
+      const uint32_t me = static_cast<uint32_t>(::getpid());
+      uint32_t none = 0;
+      if (h_->spinner.compare_exchange_strong(none, me, std::memory_order_acq_rel)) {
         unlock();
         const int64_t until = semlock::monotonic_ns() + kSpinNanos;
         for (int i = 1; h_->count.load(std::memory_order_acquire) == 0; ++i) {
           cpu_relax();
           if ((i & 63) == 0 && semlock::monotonic_ns() >= until) break;
         }
-        h_->spinners.fetch_sub(1, std::memory_order_acq_rel);
+        h_->spinner.store(0, std::memory_order_release);
         continue;
       }
-      h_->spinners.fetch_sub(1, std::memory_order_acq_rel);
     }
     uint32_t seen = h_->data_seq.load(std::memory_order_seq_cst);
     if (wait_for(h_->data_seq, seen, h_->readers_waiting, deadline) == Status::TimedOut) {
@@ -381,6 +384,11 @@ Status Ring::get_record(Message& out, bool block, semlock::Deadline deadline, Cl
       timed_out = true;
     }
   }
+}
+
+void Ring::forget_spinner(pid_t pid) {
+  uint32_t dead = static_cast<uint32_t>(pid);
+  h_->spinner.compare_exchange_strong(dead, 0, std::memory_order_acq_rel);
 }
 
 void Ring::task_done() {

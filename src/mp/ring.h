@@ -13,6 +13,8 @@
 // visible only when `tail` moves past it, is consumed only when `head` moves
 // past it, and the lock is taken over from a dead holder, which recounts.
 #pragma once
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -75,11 +77,14 @@ class Ring {
   // the message in the ring or recorded that it took it.  claim must not
   // throw or block.  With spin, a reader that finds the ring empty first
   // watches it for up to 50 us (one such reader at a time) before it
-  // sleeps, so a writer of many small messages wakes nobody.
+  // sleeps, so a writer of many small messages wakes nobody.  A spinner
+  // that dies while spinning would stop the others from spinning: whoever
+  // reaps it calls forget_spinner(pid).
   using ClaimFn = void (*)(void* ctx, uint64_t tag);
   Status put_tagged(uint64_t tag, const char* data, size_t size, bool block, semlock::Deadline deadline);
   Status get_claimed(Message& out, bool block, semlock::Deadline deadline, ClaimFn claim, void* ctx,
                      bool spin = false);
+  void forget_spinner(pid_t pid);
 
   size_t qsize() const;  // messages in the ring now (a snapshot)
   bool full() const;     // maxsize reached (never for maxsize <= 0)
