@@ -155,6 +155,56 @@ local function no_rerun()
   assert(#twice == 0, "tasks that did not run exactly once (task x runs): " .. table.concat(twice, " "))
 end
 
+-- 3b. A worker killed inside a chunk of several tasks, with the chunks
+-- grouped into runs (quick tasks): the tasks of that chunk fail with
+-- WorkerLostError naming the chunk, the chunks of its run it had not
+-- started run on another worker, and no task runs twice.  With map the
+-- whole map fails (Python's rule); with imap every other element arrives.
+local function chunk_death()
+  local pool <close> = mp.Pool(2)
+  pool:map(function(x) return x end, seq(50), 1)  -- the pool learns that chunks are quick
+  local function task(runs)
+    return function(i)
+      do
+        local _ <close> = runs:get_lock():guard()
+        runs[i] = runs[i] + 1
+      end
+      if i == 123 and runs[200 + 1] == 0 then
+        runs[200 + 1] = 1  -- only the first time: the kill is not a property of the task
+        os.execute("kill -KILL " .. os.getpid())
+        os.sleep(30)  -- the signal arrives before this ends
+      end
+      return i * 2
+    end
+  end
+  -- imap: each element on its own
+  local runs = mp.Array("i", 201)
+  local it = pool:imap(task(runs), seq(200), 5)
+  for i = 1, 200 do
+    local ok, v = pcall(it.next, it, 20)
+    if i >= 121 and i <= 125 then
+      assert(not ok and mp.isinstance(v, mp.WorkerLostError), "task " .. i .. ": " .. tostring(v))
+      assert(tostring(v):find("chunk of tasks 121%-125 %(task " .. i .. "%)"), tostring(v))
+      assert(v.task == i)
+    else
+      assert(ok and v == i * 2, "task " .. i .. ": " .. tostring(v))
+    end
+  end
+  assert(it:next(5) == nil)
+  for i = 1, 200 do
+    local want = (i > 123 and i <= 125) and 0 or 1  -- 124, 125 never started
+    assert(runs[i] == want, "task " .. i .. " ran " .. runs[i] .. " times")
+  end
+  -- map: fails as a whole; nothing runs twice
+  runs = mp.Array("i", 201)
+  local r = pool:map_async(task(runs), seq(200), 5)
+  local ok, err = pcall(r.get, r, 30)
+  assert(not ok and mp.isinstance(err, mp.WorkerLostError), "map: " .. tostring(err))
+  assert(tostring(err):find("chunk of tasks 121%-125"), tostring(err))
+  assert(pool:apply(function() return "still serving" end) == "still serving")
+  for i = 1, 200 do assert(runs[i] <= 1, "task " .. i .. " ran " .. runs[i] .. " times") end
+end
+
 -- 4. imap over an endless iterator: the owner reads a bounded amount ahead.
 local function lazy_iterator()
   local pool <close> = mp.Pool(2)
@@ -349,6 +399,7 @@ local checks = {
   {"background_apply", background_apply},
   {"background_map", background_map},
   {"no_rerun", no_rerun},
+  {"chunk_death", chunk_death},
   {"lazy_iterator", lazy_iterator},
   {"big_values", big_values},
   {"result_pressure", result_pressure},
