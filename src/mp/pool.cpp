@@ -257,11 +257,11 @@ bool keys_are_sequence(lua_State* L, int t) {
   return count == len;
 }
 
-// Pushes a new table of the `n` packed numbers at p.
-void push_unpacked(lua_State* L, const char* p, size_t n) {
-  lua_createtable(L, static_cast<int>(n), 0);
+// Stores the first `count` of the `n` packed numbers at p into the table
+// on top of the stack, at offset, offset+1, ...
+void unpack_into(lua_State* L, const char* p, size_t n, size_t count, lua_Integer offset) {
   const char* vals = p + n;
-  for (size_t k = 0; k < n; ++k) {
+  for (size_t k = 0; k < count; ++k) {
     if (p[k] == 0) {
       lua_Integer v;
       std::memcpy(&v, vals + 8 * k, 8);
@@ -271,8 +271,14 @@ void push_unpacked(lua_State* L, const char* p, size_t n) {
       std::memcpy(&d, vals + 8 * k, 8);
       lua_pushnumber(L, d);
     }
-    lua_rawseti(L, -2, static_cast<lua_Integer>(k + 1));
+    lua_rawseti(L, -2, offset + static_cast<lua_Integer>(k));
   }
+}
+
+// Pushes a new table of the `n` packed numbers at p.
+void push_unpacked(lua_State* L, const char* p, size_t n) {
+  lua_createtable(L, static_cast<int>(n), 0);
+  unpack_into(L, p, n, n, 1);
 }
 
 int pool_pack(lua_State* L) {
@@ -309,19 +315,7 @@ int pool_unpack(lua_State* L) {
     lua_settop(L, 1);
     lua_createtable(L, static_cast<int>(n), 0);
   }
-  const char* vals = s + n;
-  for (size_t k = 0; k < count; ++k) {
-    if (s[k] == 0) {
-      lua_Integer v;
-      std::memcpy(&v, vals + 8 * k, 8);
-      lua_pushinteger(L, v);
-    } else {
-      lua_Number d;
-      std::memcpy(&d, vals + 8 * k, 8);
-      lua_pushnumber(L, d);
-    }
-    lua_rawseti(L, -2, offset + static_cast<lua_Integer>(k));
-  }
+  unpack_into(L, s, n, count, offset);
   return 1;
 }
 
