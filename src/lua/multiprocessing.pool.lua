@@ -1046,7 +1046,19 @@ function Pool:_shutdown(message)
   self._state = "TERMINATE"
   util.debug("terminating pool")
   local workers = self._workers
-  for _, w in ipairs(workers) do pcall(w.proc.terminate, w.proc) end
+  if not was_closed and #workers > 0 then
+    -- Idle workers leave by themselves, releasing what they hold (shared
+    -- objects their cached functions keep): the tasks not yet taken are
+    -- dropped and each worker gets a quit.  Busy ones get SIGTERM below.
+    local shared = self._shared
+    if pcall(shared.discard, shared) and pcall(shared.quit, shared, #workers) then
+      local grace = monotonic() + 0.1
+      for _, w in ipairs(workers) do pcall(w.proc.join, w.proc, math.max(grace - monotonic(), 0)) end
+    end
+  end
+  for _, w in ipairs(workers) do
+    if w.proc.exitcode == nil then pcall(w.proc.terminate, w.proc) end
+  end
   local deadline = monotonic() + 1
   for _, w in ipairs(workers) do
     pcall(w.proc.join, w.proc, math.max(deadline - monotonic(), 0))

@@ -24,6 +24,8 @@
 //     shared:slot(i) -> claimed, started, finished
 //     shared:reset_slot(i)           before a new worker takes slot i
 //     shared:gone(pid)               after reaping a worker
+//     shared:discard() -> n          drops the tasks not yet taken
+//     shared:quit(n)                 n workers leave (each takes one quit)
 //   Worker:
 //     shared:take() -> uid, v        the oldest task, waiting as long as it
 //                                    takes; records `uid` in the worker's slot
@@ -376,6 +378,18 @@ int shared_put(lua_State* L) {
   });
 }
 
+// shared:discard() -> n: drops the tasks not yet taken (terminate).
+int shared_discard(lua_State* L) {
+  PoolShared* p = check_shared(L, 1);
+  return run_guarded(L, [&] {
+    lua_Integer n = 0;
+    ring::Message m;
+    while (p->tasks->get(m, false, semlock::Deadline::never()) == ring::Status::Ok) ++n;
+    lua_pushinteger(L, n);
+    return 1;
+  });
+}
+
 // shared:quit(n): n workers leave (each takes one).
 int shared_quit(lua_State* L) {
   PoolShared* p = check_shared(L, 1);
@@ -624,6 +638,7 @@ int pool_table(lua_State* L) {
 void open_pool(lua_State* L) {
   if (luaL_newmetatable(L, kSharedType)) {
     static const luaL_Reg methods[] = {{"put", shared_put},       {"quit", shared_quit},
+                                       {"discard", shared_discard},
                                        {"take", shared_take},
                                        {"start", shared_start},   {"finish", shared_finish},
                                        {"answer", shared_answer}, {"wait", shared_wait},

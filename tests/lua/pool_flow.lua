@@ -282,6 +282,23 @@ local function terminate_queued()
   assert_no_new_shm(before, pids, "terminate_queued")
 end
 
+-- 7b. terminate (here through <close>) lets idle workers leave by
+-- themselves, so the shared objects their cached functions hold are
+-- released at once, not at the end of the program.
+local function terminate_releases()
+  local before = shm_now()
+  local pids
+  do
+    local v = mp.Value("i", 0)
+    local pool <close> = mp.Pool(2)
+    pids = pool:_worker_pids()
+    local f = function(x) return x + v.value end
+    assert(pool:map(f, seq(8), 1)[8] == 8)
+  end
+  assert_gone(pids, 2, "terminate_releases")
+  assert_no_new_shm(before, pids, "terminate_releases")
+end
+
 -- 8. maxtasksperchild = 3: 30 one-task chunks need at least 10 workers,
 -- none of which runs more than 3 tasks.
 local function maxtasks_replaced()
@@ -404,6 +421,7 @@ local checks = {
   {"big_values", big_values},
   {"result_pressure", result_pressure},
   {"terminate_queued", terminate_queued},
+  {"terminate_releases", terminate_releases},
   {"maxtasks_replaced", maxtasks_replaced},
   {"close_join_drains", close_join_drains},
   {"callback_raises", callback_raises},
