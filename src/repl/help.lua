@@ -285,6 +285,8 @@ function M.lookup(x)
   if type(x) == "table" or type(x) == "userdata" then
     -- An object (or a class made by a context or :extend): its class or type.
     add_class_chain(debug.getmetatable(x))
+    -- A manager's proxy: one metatable for all, the class in `_class`.
+    if type(x) == "table" then add_class_chain(rawget(x, "_class")) end
   end
   for _, n in ipairs(cands) do
     local e = find_exact(n)
