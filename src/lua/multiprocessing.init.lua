@@ -56,6 +56,14 @@ end
 -- At normal exit of the main process (lua_close), daemonic children are
 -- terminated and the others joined, as Python's atexit hook does.
 mp._exit_guard = setmetatable({}, {__gc = function() process._exit_function() end})
+-- os.exit skips closing the state (unless its second argument is true), so
+-- it does the same first, as Python's sys.exit runs the atexit hook: the
+-- process leaves only once its non-daemonic children are done.
+local lua_exit = os.exit
+os.exit = function(...)
+  pcall(process._exit_function)
+  return lua_exit(...)
+end
 
 -- Pipes and connections (API.md "Pipes and connections")
 mp.Pipe = core.Pipe
