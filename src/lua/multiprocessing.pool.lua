@@ -21,7 +21,7 @@ local M = {}
 local count_args = process._count_args
 local unpack = table.unpack
 local monotonic = core.monotonic
-local pool_pack, pool_unpack = core.pool_pack, core.pool_unpack
+local pool_pack, pool_unpack, pool_table = core.pool_pack, core.pool_unpack, core.pool_table
 local sunpack = string.unpack
 
 -- Worker name prefixes, as Python's.
@@ -36,6 +36,9 @@ for name, num in pairs(core.signals) do signal_names[num] = name end
 -- worker can close the copies it inherited (weak: a collected pool takes
 -- its vehicle along).
 M._live_vehicles = setmetatable({}, {__mode = "k"})
+-- Their shared memory (owner's side), closed by forked workers for the
+-- same reason: the pages of a terminated pool must not stay mapped.
+M._live_shared = setmetatable({}, {__mode = "k"})
 
 ---------------------------------------------------------------------------
 -- The worker
@@ -102,7 +105,9 @@ local function worker_main(vehicle, slot, initializer, initargs, maxtasks)
   for v in pairs(M._live_vehicles) do  -- copies inherited by fork
     if v ~= vehicle then v:close() end
   end
+  for sh in pairs(M._live_shared) do sh:close() end
   M._live_vehicles = setmetatable({}, {__mode = "k"})
+  M._live_shared = setmetatable({}, {__mode = "k"})
   local shared = core.pool_attach(vehicle, slot)
   vehicle:close()
   local wname = process.current_process().name
@@ -136,24 +141,52 @@ local function worker_main(vehicle, slot, initializer, initargs, maxtasks)
     end
   end
   while true do
-    local uid, fid, fbytes, star, first0, its, total, cs = shared:take()
+    local uid, fid, fbytes, star, first0, its, total, cs, encoded = shared:take()
     if not uid then break end  -- quit
+    -- Rebuilding the function or the items can fail here (a class or module
+    -- this process cannot find): that fails the task's items, not the worker.
+    local why = nil
     f = funcs[fid]
     if f == nil then
-      -- Bound the cache: a loop of apply_async(function() ... end) must
-      -- not grow the worker without limit.
-      if nfuncs >= 256 then funcs, nfuncs = {}, 0 end
-      f = core.loads(fbytes)
-      funcs[fid], nfuncs = f, nfuncs + 1
+      local ok, g = pcall(core.loads, fbytes)
+      if ok then
+        -- Bound the cache: a loop of apply_async(function() ... end) must
+        -- not grow the worker without limit.
+        if nfuncs >= 256 then funcs, nfuncs = {}, 0 end
+        f = g
+        funcs[fid], nfuncs = f, nfuncs + 1
+      else
+        why = "the function: " .. tostring(g)
+      end
+    end
+    if encoded and not why then
+      local ok, t = pcall(core.loads, its)
+      if ok then
+        its = encoded == "args" and {t} or t
+      else
+        why = (encoded == "args" and "the arguments: " or "the items: ") .. tostring(t)
+      end
     end
     items = its
     local body = star and run_star or run
     local o, chunk = 0, 0
+    while why and o < total do
+      local n = math.min(cs, total - o)
+      chunk = chunk + 1
+      shared:start(chunk)
+      local errs = {}
+      for i = 1, n do
+        errs[i] = string.format("pool worker %s cannot rebuild task %d's %s", wname, first0 + o + i - 1, why)
+      end
+      shared:finish(chunk)
+      send_answer(shared, {uid, chunk, 0, {}, errs}, wname, first0 + o, n)
+      o = o + n
+    end
     while o < total do
       local n = total - o
       if n > cs then n = cs end
       local first = first0 + o
-      values, k, base, last = {}, o, o, o + n
+      values, k, base, last = n > 8 and pool_table(n + 3) or {}, o, o, o + n
       o = o + n
       chunk = chunk + 1
       local errs = nil
@@ -227,16 +260,9 @@ function AsyncResult:new(pool, callback, error_callback, fe, args)
   -- every field in the constructor: the table is made at its final size
   return setmetatable({_pool = pool, _callback = callback, _error_callback = error_callback,
                        _ready = false, _ok = false, _value = false, _id = 0, _fe = fe or false,
-                       _args = args or false, _waiting = false}, self)
+                       _args = args or false}, self)
 end
 
--- An apply job is its own task record (see Pool:_put), produced once when
--- it had to wait its turn behind other jobs' input.
-function AsyncResult:_produce()
-  if not self._waiting then return nil end
-  self._waiting = false
-  return self
-end
 
 function AsyncResult:_finish(ok, value)
   self._ready = true
@@ -433,6 +459,7 @@ function M.new_pool(method, opts)
   WorkerProcess._start_method = method
   local shared, vehicle = core.pool_shared(processes)
   M._live_vehicles[vehicle] = true
+  M._live_shared[shared] = true
   local free = {}
   for i = 1, processes do free[i] = processes - i end  -- slots 0 .. processes-1
   local self = setmetatable({
@@ -471,9 +498,10 @@ function Pool:_check_owner(what)
   if rawget(current_process(), "_pid") ~= self._owner then
     error(string.format("%s: a Pool can only be used by the process that created it", what), 3)
   end
-  if rawget(self, "_interrupted") then
-    -- A Ctrl-C stopped a wait (pool.cpp killed the workers): finish the job.
-    self._interrupted = nil
+  if rawget(self, "_interrupted") or rawget(self, "_in_pump") then
+    -- A Ctrl-C stopped a wait (pool.cpp killed the workers), or an error
+    -- cut the handling of answers short: finish the job.
+    self._interrupted, self._in_pump = nil, false
     self:terminate()
   end
 end
@@ -515,14 +543,48 @@ function Pool:_start_worker()
 end
 
 -- The id of function f, encoding it the first time only.
-function Pool:_fid(f)
-  local e = self._fids[f]
-  if e == nil then
-    self._next_fid = self._next_fid + 1
-    e = {self._next_fid, core.dumps(f)}
-    self._fids[f] = e
+-- The values of f's upvalues now (nil for a callable table).
+local getupvalue = debug.getupvalue
+local function upvalues_of(f)
+  if type(f) ~= "function" then return nil end
+  local snap, i = {}, 1
+  while true do
+    local name, v = getupvalue(f, i)
+    if name == nil then return snap end
+    snap[i] = v
+    i = i + 1
   end
+end
+
+-- True when f's upvalues hold the same values as in `snap`.
+local function same_upvalues(f, snap)
+  if snap == nil then return false end
+  local i = 1
+  while true do
+    local name, v = getupvalue(f, i)
+    if name == nil then return snap[i] == nil and i > #snap end
+    if not rawequal(v, snap[i]) then return false end
+    i = i + 1
+  end
+end
+
+-- f encoded as it is now: {id, bytes}.  Each map-family call encodes its
+-- function afresh (an upvalue assigned since the last call is seen); the
+-- encoding is kept for apply_async (see _fid_cached).
+function Pool:_fid(f)
+  self._next_fid = self._next_fid + 1
+  local e = {self._next_fid, core.dumps(f), upvalues_of(f)}
+  self._fids[f] = e
   return e
+end
+
+-- For apply_async: the last encoding of f while its upvalues still hold
+-- the same values, so a loop of apply_async encodes f once.  (A change
+-- inside a table an upvalue refers to is not noticed here.)
+function Pool:_fid_cached(f)
+  local e = self._fids[f]
+  if e and same_upvalues(f, e[3]) then return e end
+  return self:_fid(f)
 end
 
 -- How many chunks one task on the ring may hold: about 2 ms of work when
@@ -610,10 +672,18 @@ function Pool:_feed_ring()
       if self._unsent_head <= self._unsent_tail then return end  -- the ring is full
     end
   end
-  while self._feed_head <= self._feed_tail and not feed[self._feed_head] do
-    feed[self._feed_head] = nil
-    self._feed_head = self._feed_head + 1
+  -- Drop the jobs whose input is all cut (a lazy job waiting at its
+  -- read-ahead limit may stand in front of them).
+  local j = self._feed_head
+  for i = self._feed_head, self._feed_tail do
+    local job = feed[i]
+    feed[i] = nil
+    if job then
+      feed[j] = job
+      j = j + 1
+    end
   end
+  self._feed_tail = j - 1
 end
 
 -- Adds a job whose input is cut into tasks by job:_produce(pool).
@@ -728,34 +798,42 @@ function Pool:_on_exit(w)
   for i, x in ipairs(self._workers) do
     if x == w then table.remove(self._workers, i) break end
   end
-  local claimed, started = self._shared:slot(w.slot)
+  local claimed, started, _, taken = self._shared:slot(w.slot)
   self._shared:gone(w.pid)
   self._free_slots[#self._free_slots + 1] = w.slot
   pcall(w.proc.close, w.proc)
   self:_rebuild_poll()
   local how = describe_exit(code)
-  local u = claimed ~= 0 and self._units[claimed]
+  -- The task it took (none if it died inside the ring's lock before the
+  -- task left the ring: another worker takes it from there).
+  local u = taken and claimed ~= 0 and self._units[claimed]
   if u and u._fe then  -- apply_async: one task
     self._units[claimed] = nil
     self._inflight = self._inflight - 1
-    u = {job = u, apply = true, first = 1, total = 1, cs = 1, left = 1}
+    u = {job = u, apply = true, first = 1, total = 1, cs = 1, left = 1, deaths = u._deaths}
   elseif u then
     self._units[claimed] = nil
     self._inflight = self._inflight - 1
   end
+  -- A task whose taker died twice before starting it is not given out again
+  -- (something in it kills workers before the first item runs).
+  local doomed = u and started == 0 and (u.deaths or 0) >= 1
   if u then
     local job = u.job
     local nchunks = -(-u.total // u.cs)
     for k = 1, nchunks do
       local o = (k - 1) * u.cs
       if not (u.done and u.done[k]) then
-        if k > started then
+        if k > started and not doomed then
           -- Never started: another worker runs these.
           if self._jobs[job._id] then
             if u.apply then
+              job._deaths = (u.deaths or 0) + 1
               self:_put(job)
             else
-              self:_put(rest_of(u, o))
+              local r = rest_of(u, o)
+              if k == 1 then r.deaths = (u.deaths or 0) + 1 end
+              self:_put(r)
             end
           end
           break
@@ -767,11 +845,13 @@ function Pool:_on_exit(w)
         for i = 1, n do
           local idx = first + i - 1
           local msg
+          -- (before: the second worker to die taking this task, see doomed)
+          local when = k > started and "before running" or "while running"
           if n == 1 then
-            msg = string.format("worker %s (pid %d) %s while running task %d", w.name, w.pid, how, idx)
+            msg = string.format("worker %s (pid %d) %s %s task %d", w.name, w.pid, how, when, idx)
           else
-            msg = string.format("worker %s (pid %d) %s while running the chunk of tasks %d-%d (task %d)",
-                                w.name, w.pid, how, first, first + n - 1, idx)
+            msg = string.format("worker %s (pid %d) %s %s the chunk of tasks %d-%d (task %d)",
+                                w.name, w.pid, how, when, first, first + n - 1, idx)
           end
           errs[i] = errors.WorkerLostError(msg, {task = idx, worker = w.name, pid = w.pid, exitcode = code,
                                                  signal = code and code < 0 and -code or nil})
@@ -797,7 +877,11 @@ function Pool:_on_exit(w)
     self._init_failures = 0
   end
   if self._state ~= "TERMINATE" and (self._state == "RUN" or self:_has_work()) then
-    self:_start_worker()
+    local ok, err = pcall(self._start_worker, self)
+    if not ok and #self._workers == 0 then
+      -- Nobody left to run the tasks: fail them rather than wait forever.
+      self:_shutdown("the pool cannot start a new worker: " .. tostring(err))
+    end
   end
 end
 
@@ -818,6 +902,10 @@ function Pool:_pump(timeout)
   end
   local answers, dead = self._shared:wait(self._sentinels, busy and timeout or (timeout or 0.05),
                                           self._pids, self)
+  -- An error in here (a Ctrl-C raised by the interrupt hook between two
+  -- instructions) leaves the bookkeeping half done: the mark stays set and
+  -- the next call terminates the pool (see _check_owner).
+  self._in_pump = true
   if answers[1] ~= nil then self:_on_answers(answers) end
   if dead[1] ~= nil then
     local workers, gone = self._workers, {}
@@ -825,6 +913,7 @@ function Pool:_pump(timeout)
     for _, w in ipairs(gone) do self:_on_exit(w) end
   end
   self:_feed_ring()
+  self._in_pump = false
   return true
 end
 
@@ -865,6 +954,7 @@ local function make_source(job, seq, chunksize, fe, star)
              total = n, cs = chunksize, left = 1}
         job._ahead = job._ahead + 1
         pos = pos + n
+        job._produced = pos
       end
       if failed then
         pos = pos + 1
@@ -937,9 +1027,8 @@ function Pool:_map_async(fname, f, seq, chunksize, callback, error_callback, sta
   job._total = len
   job._produce = make_source(job, seq, chunksize, self:_fid(f), star)
   if len == 0 then
-    job._id = -1
-    self._jobs[-1] = job
-    job:_finish(true, {})
+    -- Ready at once; as in Python, no callback for an empty input.
+    job._ready, job._ok, job._value = true, true, {}
     return job
   end
   return self:_submit(job)
@@ -971,21 +1060,13 @@ function Pool:apply_async(f, args, callback, error_callback)
   end
   opt_callable(callback, "apply_async", 3)
   opt_callable(error_callback, "apply_async", 4)
-  local e = self._fids[f] or self:_fid(f)
+  local e = self:_fid_cached(f)
   local job = AsyncResult.new(AsyncResult, self, callback, error_callback, e, args or {})
   local id = self._next_job + 1
   self._next_job = id
   job._id = id
   self._jobs[id] = job
-  if self._feed_head <= self._feed_tail then
-    -- Other jobs' input is still being cut: this task goes after it.
-    job._waiting = true
-    self._feed_tail = self._feed_tail + 1
-    self._feed[self._feed_tail] = job
-    self:_feed_ring()
-  else
-    self:_put(job)
-  end
+  self:_put(job)
   return job
 end
 
@@ -1034,6 +1115,7 @@ end
 -- Releases the pool's shared memory (the workers are gone).
 function Pool:_release()
   M._live_vehicles[self._vehicle] = nil
+  M._live_shared[self._shared] = nil
   self._vehicle:close()
   self._shared:close()
 end
@@ -1080,7 +1162,7 @@ function Pool:_shutdown(message)
     local err = errors.ProcessError(message)
     if getmetatable(job) == IMapIterator then
       job._terminated = err
-      job._total = job._total or (job._arrived + 0)
+      job._total = job._total or job._produced or job._arrived
       for i = 1, job._total do
         if job._have[i] == nil then
           job._have[i] = "err"
@@ -1110,6 +1192,9 @@ function Pool:join(timeout)
       end
     end
     self:_run_callbacks()
+    if self._state == "TERMINATE" then return end  -- it shut itself down meanwhile
+    -- Tasks still on the ring belong to finished (failed) jobs.
+    self._shared:discard()
     self._shared:quit(#self._workers)
     while #self._workers > 0 do
       local _, dead = self._shared:wait(self._sentinels, 1, self._pids, self)

@@ -11,7 +11,8 @@
 //       start method, with their fds).
 //   core.pool_attach(vehicle, slot) -> shared    a worker's side, slot `slot`
 //   Owner:
-//     shared:put(uid, v) -> bool     encodes v and puts it on the task ring
+//     shared:put(uid, fid, fbytes, star, first, items, total, cs [, apply]) -> bool
+//                                    puts a task record on the task ring,
 //                                    tagged `uid`, never blocking (false: full)
 //     shared:wait(sentinels, timeout, pids, pool) -> answers, dead
 //                                    waits up to `timeout` (nil: no limit) for
@@ -21,13 +22,14 @@
 //                                    sentinels that fired.  On Ctrl-C it
 //                                    SIGKILLs `pids` before raising
 //                                    "interrupted!" and sets pool._interrupted.
-//     shared:slot(i) -> claimed, started, finished
+//     shared:slot(i) -> claimed, started, finished, taken
 //     shared:reset_slot(i)           before a new worker takes slot i
 //     shared:gone(pid)               after reaping a worker
 //     shared:discard() -> n          drops the tasks not yet taken
 //     shared:quit(n)                 n workers leave (each takes one quit)
 //   Worker:
-//     shared:take() -> uid, v        the oldest task, waiting as long as it
+//     shared:take() -> uid, fid, fbytes, star, first, items, total, cs, encoded
+//                                    the oldest task, waiting as long as it
 //                                    takes; records `uid` in the worker's slot
 //                                    before the task leaves the ring
 //     shared:start(k), shared:finish(k)   chunk k of the task starts / ends
@@ -83,7 +85,8 @@ struct WorkerSlot {
   std::atomic<int64_t> claimed;   // tag of the last task taken (0: none)
   std::atomic<int64_t> started;   // chunk of it started (-1: in the initializer)
   std::atomic<int64_t> finished;  // chunk of it finished
-  int64_t reserved[5];
+  std::atomic<uint64_t> claimed_pos;  // where the task was in the ring
+  int64_t reserved[4];
 };
 static_assert(sizeof(WorkerSlot) == 64, "one slot per cache line");
 
@@ -403,8 +406,9 @@ int shared_quit(lua_State* L) {
   });
 }
 
-void record_claim(void* ctx, uint64_t tag) {
+void record_claim(void* ctx, uint64_t tag, uint64_t pos) {
   auto* slot = static_cast<WorkerSlot*>(ctx);
+  slot->claimed_pos.store(pos, std::memory_order_relaxed);
   slot->started.store(0, std::memory_order_relaxed);
   slot->finished.store(0, std::memory_order_relaxed);
   slot->claimed.store(static_cast<int64_t>(tag), std::memory_order_release);
@@ -415,9 +419,12 @@ WorkerSlot* my_slot(lua_State* L, PoolShared* p) {
   return &p->slots[p->my_slot];
 }
 
-// shared:take() -> uid, fid, fbytes, star, first, items, total, cs, or
-// nothing for a quit.  items is the table of the task's items (for an
-// apply task: {args}).
+// shared:take() -> uid, fid, fbytes, star, first, items, total, cs,
+// encoded; or nothing for a quit.  items is the table of the task's items
+// (for an apply task: {args}), or when `encoded` is "items" or "args" the
+// codec bytes of that table (or of the args), which the worker decodes
+// under pcall: an item that cannot be rebuilt there fails its tasks, not
+// the worker.
 int shared_take(lua_State* L) {
   PoolShared* p = check_shared(L, 1);
   WorkerSlot* slot = my_slot(L, p);
@@ -440,21 +447,26 @@ int shared_take(lua_State* L) {
     lua_pushinteger(L, head.first);
     data += head.fbytes_size;
     left -= head.fbytes_size;
-    bool apply = head.items_kind == kApplyPacked || head.items_kind == kApplyEncoded;
-    if (apply) lua_createtable(L, 1, 0);
+    const char* encoded = nullptr;
     if (head.items_kind == kPacked || head.items_kind == kApplyPacked) {
       if (left % 9 != 0) throw Failure::plain("corrupt message: bad packed items");
+      bool apply = head.items_kind == kApplyPacked;
+      if (apply) lua_createtable(L, 1, 0);
       push_unpacked(L, data, left / 9);
+      if (apply) lua_rawseti(L, -2, 1);
     } else if (head.items_kind == kEncoded || head.items_kind == kApplyEncoded) {
-      codec::DecodeContext ctx;
-      codec::decode(L, data, left, ctx);
+      lua_pushlstring(L, data, left);
+      encoded = head.items_kind == kEncoded ? "items" : "args";
     } else {
       throw Failure::plain("corrupt message: bad pool task items");
     }
-    if (apply) lua_rawseti(L, -2, 1);
     lua_pushinteger(L, head.total);
     lua_pushinteger(L, head.cs);
-    return 8;
+    if (encoded)
+      lua_pushstring(L, encoded);
+    else
+      lua_pushnil(L);
+    return 9;
   });
 }
 
@@ -488,14 +500,21 @@ int check_slot_index(lua_State* L, PoolShared* p) {
   return static_cast<int>(i);
 }
 
-// shared:slot(i) -> claimed, started, finished
+// shared:slot(i) -> claimed, started, finished, taken
+//   taken: the claimed task has left the ring (false only when the worker
+//   died inside the ring's lock right after its claim: the task is still
+//   there and another worker will run it).
 int shared_slot(lua_State* L) {
   PoolShared* p = check_shared(L, 1);
   WorkerSlot& s = p->slots[check_slot_index(L, p)];
-  lua_pushinteger(L, s.claimed.load(std::memory_order_acquire));
+  int64_t claimed = s.claimed.load(std::memory_order_acquire);
+  lua_pushinteger(L, claimed);
   lua_pushinteger(L, s.started.load(std::memory_order_acquire));
   lua_pushinteger(L, s.finished.load(std::memory_order_acquire));
-  return 3;
+  return run_guarded(L, [&] {
+    lua_pushboolean(L, claimed == 0 || p->tasks->consumed(s.claimed_pos.load(std::memory_order_acquire)));
+    return 4;
+  });
 }
 
 // shared:gone(pid): a worker was reaped (if it died spinning on the task

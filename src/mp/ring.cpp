@@ -336,7 +336,7 @@ Status Ring::get_record(Message& out, bool block, semlock::Deadline deadline, Cl
         ref.resize(len);
         copy_out(data_, cap, h_->head + 8 + skip, ref.data(), len);
       }
-      if (claim) claim(ctx, tag);
+      if (claim) claim(ctx, tag, h_->head);
       // The message is consumed once head moves past it.
       std::atomic_thread_fence(std::memory_order_release);
       h_->head += 8 + round8(rec[0]);
@@ -384,6 +384,13 @@ Status Ring::get_record(Message& out, bool block, semlock::Deadline deadline, Cl
       timed_out = true;
     }
   }
+}
+
+bool Ring::consumed(uint64_t pos) {
+  lock();
+  bool gone = h_->head > pos;
+  unlock();
+  return gone;
 }
 
 void Ring::forget_spinner(pid_t pid) {

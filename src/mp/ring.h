@@ -71,7 +71,7 @@ class Ring {
   Status get(Message& out, bool block, semlock::Deadline deadline);
 
   // The Pool's exact hand-over (docs/design/pool.md): put_tagged() stores a
-  // 64-bit tag with the message; get_claimed() calls claim(ctx, tag) with
+  // 64-bit tag with the message; get_claimed() calls claim(ctx, tag, pos) with
   // the ring's lock held, before the message leaves the ring (untagged
   // messages give tag 0), so a process that dies anywhere has either left
   // the message in the ring or recorded that it took it.  claim must not
@@ -80,11 +80,17 @@ class Ring {
   // sleeps, so a writer of many small messages wakes nobody.  A spinner
   // that dies while spinning would stop the others from spinning: whoever
   // reaps it calls forget_spinner(pid).
-  using ClaimFn = void (*)(void* ctx, uint64_t tag);
+  // `pos` is the record's position: consumed(pos) tells later whether it
+  // left the ring (a reader killed inside the lock, after its claim but
+  // before head moved, left it there).
+  using ClaimFn = void (*)(void* ctx, uint64_t tag, uint64_t pos);
   Status put_tagged(uint64_t tag, const char* data, size_t size, bool block, semlock::Deadline deadline);
   Status get_claimed(Message& out, bool block, semlock::Deadline deadline, ClaimFn claim, void* ctx,
                      bool spin = false);
   void forget_spinner(pid_t pid);
+  // True once the record at `pos` (from a claim) has left the ring.  Takes
+  // the lock (so a dead holder's ring is repaired first).
+  bool consumed(uint64_t pos);
 
   size_t qsize() const;  // messages in the ring now (a snapshot)
   bool full() const;     // maxsize reached (never for maxsize <= 0)

@@ -210,7 +210,7 @@ struct ClaimLog {
   int calls = 0;
   uint64_t last = ~uint64_t{0};
 };
-void log_claim(void* ctx, uint64_t tag) {
+void log_claim(void* ctx, uint64_t tag, uint64_t) {
   auto* log = static_cast<ClaimLog*>(ctx);
   ++log->calls;
   log->last = tag;
@@ -273,7 +273,7 @@ TEST_CASE("a ring in caller-owned shared memory works across fork and repairs ta
   if (pid == 0) {
     ring::Message m;
     r.get_claimed(m, true, semlock::Deadline::after(5),
-                  [](void* ctx, uint64_t tag) { static_cast<std::atomic<uint64_t>*>(ctx)->store(tag); }, claimed);
+                  [](void* ctx, uint64_t tag, uint64_t) { static_cast<std::atomic<uint64_t>*>(ctx)->store(tag); }, claimed);
     r.lock();
     _exit(0);  // dies holding the lock
   }
@@ -309,4 +309,35 @@ TEST_CASE("a spinning reader takes a message put while it watches, and sleeps wh
   int64_t t0 = semlock::monotonic_ns();
   CHECK(r.get_claimed(m, true, semlock::Deadline::after(0.2), log_claim, &log, true) == ring::Status::TimedOut);
   CHECK(semlock::monotonic_ns() - t0 >= 150000000);
+}
+
+TEST_CASE("a reader killed inside the lock after its claim leaves the record in the ring, and consumed() says so",
+          "[ring][fork]") {
+  ring::Ring r = ring::Ring::create(4096);
+  REQUIRE(r.put_tagged(1, "one", 3, true, semlock::Deadline::after(5)) == ring::Status::Ok);
+  REQUIRE(r.put_tagged(2, "two", 3, true, semlock::Deadline::after(5)) == ring::Status::Ok);
+  auto* where = static_cast<std::atomic<uint64_t>*>(
+      mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(where != MAP_FAILED);
+  pid_t pid = fork();
+  if (pid == 0) {
+    ring::Message m;
+    r.get_claimed(m, true, semlock::Deadline::after(5),
+                  [](void* ctx, uint64_t, uint64_t pos) {
+                    static_cast<std::atomic<uint64_t>*>(ctx)->store(pos + 1);
+                    _exit(0);  // dies inside the lock, after the claim
+                  },
+                  where);
+    _exit(1);
+  }
+  reap(pid);
+  REQUIRE(where->load() != 0);
+  uint64_t pos = where->load() - 1;
+  CHECK_FALSE(r.consumed(pos));  // repaired: the record is still there
+  ClaimLog log;
+  ring::Message m;
+  REQUIRE(r.get_claimed(m, true, semlock::Deadline::after(5), log_claim, &log) == ring::Status::Ok);
+  CHECK(log.last == 1);
+  CHECK(r.consumed(pos));
+  munmap(where, 4096);
 }

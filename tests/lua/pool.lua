@@ -311,21 +311,32 @@ do
   assert(os.monotonic() - t0 < 10)
 end
 
--- The same function for many tasks is encoded once per pool (pool
+-- The same function for many tasks is encoded once per map call, and once
+-- for a run of apply_async while its upvalues keep their values (pool
 -- internals: _next_fid counts encodings); its bytes travel with each task
--- and each worker decodes it once.
+-- and each worker decodes each encoding once.
 do
   local pool <close> = mp.Pool(2)
   local f = function(x) return x + 1 end
   assert(#pool:map(f, seq(2000), 1) == 2000)
   for i = 1, 200 do pool:apply_async(f, {i}) end
   assert(same(pool:map(f, seq(3)), {2, 3, 4}))
-  assert(pool._next_fid == 1, "f was encoded " .. pool._next_fid .. " times")
+  assert(pool._next_fid == 2, "f was encoded " .. pool._next_fid .. " times")
   -- Many distinct closures: the workers' caches stay bounded.
   local rs = {}
   for i = 1, 600 do rs[i] = pool:apply_async(function() return i end) end
   for i = 1, 600 do assert(rs[i]:get(10) == i) end
-  assert(pool._next_fid == 601)
+  assert(pool._next_fid == 602)
+  -- An upvalue assigned between calls is seen by the next call.
+  local k = 1
+  local g = function(x) return x * k end
+  assert(same(pool:map(g, {1, 2}), {1, 2}))
+  assert(pool:apply_async(g, {3}):get(10) == 3)
+  k = 10
+  assert(same(pool:map(g, {1, 2}), {10, 20}))
+  assert(pool:apply_async(g, {3}):get(10) == 30)
+  k = 100
+  assert(pool:apply_async(g, {3}):get(10) == 300)
 end
 
 collectgarbage()

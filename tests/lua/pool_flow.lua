@@ -412,6 +412,37 @@ local function unsendable_argument()
   assert(pool:apply_async(function() return "still serving" end):get(10) == "still serving")
 end
 
+-- 13. An item a worker cannot rebuild (a class registered only in the
+-- main script: a spawned worker never ran it) fails its tasks; it does
+-- not kill worker after worker.  Under fork the worker has the class.
+local function unrebuildable_item()
+  local P = {}
+  P.__index = P
+  mp.register_class("PoolFlowLocalPoint", P)
+  local pool <close> = mp.Pool(2)
+  local items = {setmetatable({x = 1}, P), setmetatable({x = 2}, P)}
+  local r = pool:map_async(function(p) return p.x end, items, 1)
+  local ok, v = pcall(r.get, r, 20)
+  if method == "fork" then
+    assert(ok and v[2] == 2, tostring(v))
+  else
+    assert(not ok and tostring(v):find("cannot rebuild task %d's the items"), tostring(v))
+  end
+  assert(pool:apply(function() return "still serving" end) == "still serving")
+  assert(pool._worker_count == 2, "workers started: " .. pool._worker_count)
+end
+
+-- 14. A pool whose initializer keeps failing shuts itself down inside
+-- join(): join returns, the pending result fails.
+local function init_fail_join()
+  local pool = mp.Pool{processes = 2, initializer = function() os.exit(1) end}
+  local r = pool:apply_async(function() return 1 end)
+  pool:close()
+  pool:join()
+  local err = check_error("initializer failed", r.get, r, 5)
+  assert(mp.isinstance(err, mp.ProcessError), tostring(err))
+end
+
 local checks = {
   {"background_apply", background_apply},
   {"background_map", background_map},
@@ -427,6 +458,8 @@ local checks = {
   {"callback_raises", callback_raises},
   {"iterator_raises", iterator_raises},
   {"unsendable_argument", unsendable_argument},
+  {"unrebuildable_item", unrebuildable_item},
+  {"init_fail_join", init_fail_join},
 }
 
 local only = nil
