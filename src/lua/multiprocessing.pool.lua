@@ -498,10 +498,10 @@ function Pool:_check_owner(what)
   if rawget(current_process(), "_pid") ~= self._owner then
     error(string.format("%s: a Pool can only be used by the process that created it", what), 3)
   end
-  if rawget(self, "_interrupted") or rawget(self, "_in_pump") then
+  if rawget(self, "_interrupted") or rawget(self, "_busy") then
     -- A Ctrl-C stopped a wait (pool.cpp killed the workers), or an error
     -- cut the handling of answers short: finish the job.
-    self._interrupted, self._in_pump = nil, false
+    self._interrupted, self._busy = nil, false
     self:terminate()
   end
 end
@@ -663,7 +663,14 @@ function Pool:_feed_ring()
         break
       end
       if job._lazy and job._ahead >= job._lazy then break end  -- read far enough ahead
-      local unit = job:_produce(self)
+      local ok, unit = pcall(job._produce, job, self)
+      if not ok then
+        -- Reading the input raised (a sequence's __index, say): the job
+        -- fails with that error; its tasks already given out still run.
+        feed[i] = false
+        job:_input_failed(unit)
+        break
+      end
       if unit == nil then
         feed[i] = false  -- input all cut
         break
@@ -688,12 +695,14 @@ end
 
 -- Adds a job whose input is cut into tasks by job:_produce(pool).
 function Pool:_submit(job)
+  self._busy = true  -- see _pump
   self._next_job = self._next_job + 1
   job._id = self._next_job
   self._jobs[job._id] = job
   self._feed_tail = self._feed_tail + 1
   self._feed[self._feed_tail] = job
   self:_feed_ring()
+  self._busy = false
   return job
 end
 
@@ -904,8 +913,9 @@ function Pool:_pump(timeout)
                                           self._pids, self)
   -- An error in here (a Ctrl-C raised by the interrupt hook between two
   -- instructions) leaves the bookkeeping half done: the mark stays set and
-  -- the next call terminates the pool (see _check_owner).
-  self._in_pump = true
+  -- the next call terminates the pool (see _check_owner).  Submitting
+  -- (_submit, apply_async) sets the same mark.
+  self._busy = true
   if answers[1] ~= nil then self:_on_answers(answers) end
   if dead[1] ~= nil then
     local workers, gone = self._workers, {}
@@ -913,7 +923,7 @@ function Pool:_pump(timeout)
     for _, w in ipairs(gone) do self:_on_exit(w) end
   end
   self:_feed_ring()
-  self._in_pump = false
+  self._busy = false
   return true
 end
 
@@ -979,6 +989,7 @@ local function make_source(job, seq, chunksize, fe, star)
     local u = {job = job, fid = fid, fbytes = fbytes, star = star, first = pos + 1, items = items,
                total = n, cs = chunksize, left = -(-n // chunksize)}
     pos = pos + n
+    job._produced = pos
     return u
   end
 end
@@ -997,6 +1008,18 @@ local function check_chunksize(cs, fname, argn)
   if cs ~= nil and (math.type(cs) ~= "integer" or cs < 1) then
     error(string.format("bad argument #%d to '%s' (chunksize must be a positive integer)", argn, fname), 3)
   end
+end
+
+-- Reading the input raised `err`: a map fails with it; an imap gets it at
+-- the next position, and its input ends there.
+function MapResult:_input_failed(err)
+  if self._pool._jobs[self._id] then self:_finish(false, err) end
+end
+
+function IMapIterator:_input_failed(err)
+  local i = (self._produced or 0) + 1
+  self._total = i
+  self:_deliver(i, 1, {}, {err})
 end
 
 function IMapIterator:_check_complete()
@@ -1062,11 +1085,13 @@ function Pool:apply_async(f, args, callback, error_callback)
   opt_callable(error_callback, "apply_async", 4)
   local e = self:_fid_cached(f)
   local job = AsyncResult.new(AsyncResult, self, callback, error_callback, e, args or {})
+  self._busy = true  -- see _pump
   local id = self._next_job + 1
   self._next_job = id
   job._id = id
   self._jobs[id] = job
   self:_put(job)
+  self._busy = false
   return job
 end
 

@@ -443,6 +443,25 @@ local function init_fail_join()
   assert(mp.isinstance(err, mp.ProcessError), tostring(err))
 end
 
+-- 15. A sequence whose __index raises part way: map fails with that error,
+-- imap gives the elements before it and then the error; the pool keeps
+-- serving and close + join finish (nothing is left waiting).
+local function bad_sequence()
+  local pool = mp.Pool(2)
+  local bad = setmetatable({}, {__len = function() return 100 end, __index = function(_, i)
+    if i > 50 then error("bad index " .. i) end
+    return i
+  end})
+  check_error("bad index 51", pool.map, pool, function(x) return x end, bad, 10)
+  local it = pool:imap(function(x) return x * 2 end, bad, 10)
+  for i = 1, 50 do assert(it:next(10) == i * 2) end
+  check_error("bad index 51", it.next, it, 10)
+  assert(it:next(1) == nil)
+  assert(pool:apply(function() return "still serving" end) == "still serving")
+  pool:close()
+  pool:join()
+end
+
 local checks = {
   {"background_apply", background_apply},
   {"background_map", background_map},
@@ -460,6 +479,7 @@ local checks = {
   {"unsendable_argument", unsendable_argument},
   {"unrebuildable_item", unrebuildable_item},
   {"init_fail_join", init_fail_join},
+  {"bad_sequence", bad_sequence},
 }
 
 local only = nil
