@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <string>
 #include <vector>
@@ -76,31 +77,57 @@ enum Tag : uint8_t {
 constexpr uint8_t kMemoFlag = 0x80;
 
 // ---------------------------------------------------------------------------
-// An open-addressing map from non-null pointers to 32-bit values (identity of
-// tables, functions, interned strings and upvalues while encoding).
+// A map from non-null pointers to 32-bit values (identity of tables,
+// functions, interned strings and upvalues while encoding).  The first
+// kInline keys live in the map itself and are scanned in order: most messages
+// number a handful of objects, and then the map costs no allocation and no
+// zero-fill.  Past that, an open-addressing table on the heap.
 class PtrMap {
  public:
+  static constexpr size_t kInline = 16;
+
+  PtrMap() = default;
+  PtrMap(const PtrMap&) = delete;
+  PtrMap& operator=(const PtrMap&) = delete;
+
   // Returns the value for key, or -1.
   int64_t find(const void* key) const {
-    if (keys_.empty()) return -1;
-    size_t mask = keys_.size() - 1;
+    if (slots_.empty()) {
+      for (size_t i = 0; i < count_; ++i)
+        if (inline_[i].key == key) return inline_[i].val;
+      return -1;
+    }
+    size_t mask = slots_.size() - 1;
     for (size_t i = hash(key) & mask;; i = (i + 1) & mask) {
-      if (keys_[i] == key) return vals_[i];
-      if (keys_[i] == nullptr) return -1;
+      if (slots_[i].key == key) return slots_[i].val;
+      if (slots_[i].key == nullptr) return -1;
     }
   }
   // Inserts or overwrites.
   void put(const void* key, uint32_t val) {
-    if ((count_ + 1) * 2 > keys_.size()) grow();
-    size_t mask = keys_.size() - 1;
-    for (size_t i = hash(key) & mask;; i = (i + 1) & mask) {
-      if (keys_[i] == key) {
-        vals_[i] = val;
+    if (slots_.empty()) {
+      for (size_t i = 0; i < count_; ++i) {
+        if (inline_[i].key == key) {
+          inline_[i].val = val;
+          return;
+        }
+      }
+      if (count_ < kInline) {
+        inline_[count_++] = {key, val};
         return;
       }
-      if (keys_[i] == nullptr) {
-        keys_[i] = key;
-        vals_[i] = val;
+      rehash(4 * kInline);
+    } else if ((count_ + 1) * 2 > slots_.size()) {
+      rehash(slots_.size() * 2);
+    }
+    size_t mask = slots_.size() - 1;
+    for (size_t i = hash(key) & mask;; i = (i + 1) & mask) {
+      if (slots_[i].key == key) {
+        slots_[i].val = val;
+        return;
+      }
+      if (slots_[i].key == nullptr) {
+        slots_[i] = {key, val};
         ++count_;
         return;
       }
@@ -115,32 +142,73 @@ class PtrMap {
   }
   // Makes room for `more` keys beyond those present in one rehash.
   void reserve(size_t more) {
-    size_t want = keys_.empty() ? 32 : keys_.size();
+    if (slots_.empty() && count_ + more <= kInline) return;
+    size_t want = slots_.empty() ? 4 * kInline : slots_.size();
     while ((count_ + more + 1) * 2 > want) want *= 2;
-    if (want != keys_.size()) grow(want);
+    if (want != slots_.size()) rehash(want);
   }
   size_t size() const { return count_; }
+  // True once the keys have moved to the heap table.
+  bool large() const { return !slots_.empty(); }
+  void clear() {
+    slots_.clear();
+    count_ = 0;
+  }
 
  private:
-  void grow(size_t size = 0) {
-    if (size == 0) size = keys_.empty() ? 32 : keys_.size() * 2;
-    std::vector<const void*> old_keys(size, nullptr);
-    std::vector<uint32_t> old_vals(old_keys.size());
-    old_keys.swap(keys_);
-    old_vals.swap(vals_);
+  struct Slot {
+    const void* key;
+    uint32_t val;
+  };
+  // Moves every key into a zeroed heap table of `size` (a power of two) slots.
+  void rehash(size_t size) {
+    std::vector<Slot> old(size, Slot{nullptr, 0});
+    old.swap(slots_);
+    const Slot* from = old.empty() ? inline_ : old.data();
+    size_t n = old.empty() ? count_ : old.size();
     // The keys are distinct: each goes to the first free slot of its probe.
-    size_t mask = keys_.size() - 1;
-    for (size_t i = 0; i < old_keys.size(); ++i) {
-      if (old_keys[i] == nullptr) continue;
-      size_t j = hash(old_keys[i]) & mask;
-      while (keys_[j] != nullptr) j = (j + 1) & mask;
-      keys_[j] = old_keys[i];
-      vals_[j] = old_vals[i];
+    size_t mask = slots_.size() - 1;
+    for (size_t i = 0; i < n; ++i) {
+      if (from[i].key == nullptr) continue;
+      size_t j = hash(from[i].key) & mask;
+      while (slots_[j].key != nullptr) j = (j + 1) & mask;
+      slots_[j] = from[i];
     }
   }
-  std::vector<const void*> keys_;
-  std::vector<uint32_t> vals_;
+  Slot inline_[kInline];  // the first count_ are used while slots_ is empty
+  std::vector<Slot> slots_;
   size_t count_ = 0;
+};
+
+// A vector of trivially copyable T whose first N elements need no heap.
+template <class T, size_t N>
+class SmallVec {
+ public:
+  SmallVec() = default;
+  SmallVec(const SmallVec&) = delete;
+  SmallVec& operator=(const SmallVec&) = delete;
+
+  void push_back(const T& v) {
+    if (size_ == cap_) grow();
+    data_[size_++] = v;
+  }
+  T& operator[](size_t i) { return data_[i]; }
+  const T& operator[](size_t i) const { return data_[i]; }
+  size_t size() const { return size_; }
+
+ private:
+  void grow() {
+    cap_ *= 2;
+    std::unique_ptr<T[]> bigger(new T[cap_]);
+    std::memcpy(bigger.get(), data_, size_ * sizeof(T));
+    heap_ = std::move(bigger);
+    data_ = heap_.get();
+  }
+  T inline_[N];  // the elements while size_ <= N
+  T* data_ = inline_;
+  size_t size_ = 0;
+  size_t cap_ = N;
+  std::unique_ptr<T[]> heap_;
 };
 
 // Pushes registry[key], creating an empty table there if missing.
@@ -297,7 +365,7 @@ constexpr const char* kModuleDirKey = "luamp.codec.moduledir";
 constexpr const char* kModuleRefsKey = "luamp.codec.modulerefs";
 
 struct ModuleDirectory {
-  std::vector<std::pair<const void*, uint32_t>> entries;  // pointer -> kModule/kClass | index
+  PtrMap map;  // table -> kModule or kClass | index in names
   std::vector<std::string> names;
   bool valid = false;
   bool watched = false;  // package.loaded reports additions to us
@@ -580,27 +648,11 @@ class Encoder {
     pos_ += 2 + len;
   }
 
-  // Emits a reference if the object was seen (returns true).  Loaded modules
-  // are in the same map, sent by name.
+  // Emits a reference if the object was seen (returns true).
   bool reference(const void* p) {
     int64_t found = objects_.find(p);
     if (found < 0) return false;
     uint32_t v = static_cast<uint32_t>(found);
-    if (v & (kModule | kClass)) {
-      const std::string& name = (*module_names_)[v & ~(kModule | kClass)];
-      if ((v & kModule) && !still_loaded(p, name)) {
-        // Unloaded since the directory was built (package.loaded[name] =
-        // nil does not pass through __newindex): no longer a module, so it
-        // crosses by value; the directory is rebuilt for the next message.
-        invalidate_module_directory(L_);
-        return false;
-      }
-      put_byte((v & kModule) ? T_MODULE : T_CLASSREF);
-      lua_pushlstring(L_, name.data(), name.size());
-      key_string(-1);
-      lua_pop(L_, 1);
-      return true;
-    }
     if (v & kPending) fail("an object whose __reduce result contains the object itself");
     s_[object_pos_[v]] |= static_cast<char>(kMemoFlag);
     put_byte(T_REF);
@@ -631,20 +683,37 @@ class Encoder {
   }
   void leave() { --depth_; }
 
-  // Puts the loaded modules (package.loaded) and the registered classes
-  // into the object map, once per message, so a module (an upvalue `mp`,
-  // say) or a class crosses by name.  The list comes from the state's
-  // module directory, rebuilt only when a module or class was added.
-  void load_modules() {
-    modules_loaded_ = true;
-    ModuleDirectory* dir = module_directory(L_);
-    if (!dir->valid) rebuild_directory(dir);
-    module_names_ = &dir->names;
-    for (const auto& e : dir->entries) objects_.put(e.first, e.second);
+  // Emits a loaded module (package.loaded) or a registered class by name
+  // (returns true), so a module (an upvalue `mp`, say) or a class crosses
+  // by name.  They are looked up in the state's module directory, rebuilt
+  // only when a module or class was added; a message looks at it only
+  // for a table it has not numbered yet, so a table that crossed by value
+  // stays a reference to that value.
+  bool named(const void* p) {
+    if (dir_ == nullptr) {
+      dir_ = module_directory(L_);
+      if (!dir_->valid) rebuild_directory(dir_);
+    }
+    int64_t found = dir_->map.find(p);
+    if (found < 0) return false;
+    uint32_t v = static_cast<uint32_t>(found);
+    const std::string& name = dir_->names[v & ~(kModule | kClass)];
+    if ((v & kModule) && !still_loaded(p, name)) {
+      // Unloaded since the directory was built (package.loaded[name] =
+      // nil does not pass through __newindex): no longer a module, so it
+      // crosses by value; the directory is rebuilt for the next message.
+      invalidate_module_directory(L_);
+      return false;
+    }
+    put_byte((v & kModule) ? T_MODULE : T_CLASSREF);
+    lua_pushlstring(L_, name.data(), name.size());
+    key_string(-1);
+    lua_pop(L_, 1);
+    return true;
   }
 
   void rebuild_directory(ModuleDirectory* dir) {
-    dir->entries.clear();
+    dir->map.clear();
     dir->names.clear();
     luaL_getsubtable(L_, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
     int loaded = lua_gettop(L_);
@@ -667,7 +736,7 @@ class Encoder {
       while (lua_next(L_, bit == kModule ? loaded : refs - 1) != 0) {
         int name = bit == kModule ? -2 : -1, obj = bit == kModule ? -1 : -2;
         if (lua_type(L_, name) == LUA_TSTRING && lua_istable(L_, obj) && lua_topointer(L_, obj) != globals_) {
-          dir->entries.emplace_back(lua_topointer(L_, obj), bit | static_cast<uint32_t>(dir->names.size()));
+          dir->map.put(lua_topointer(L_, obj), bit | static_cast<uint32_t>(dir->names.size()));
           dir->names.emplace_back(lua_tostring(L_, name));
           lua_pushvalue(L_, obj);
           lua_rawseti(L_, refs, ++nrefs);
@@ -688,8 +757,7 @@ class Encoder {
       put_byte(T_GLOBALS);
       return;
     }
-    if (!modules_loaded_) load_modules();
-    if (reference(p)) return;
+    if (reference(p) || named(p)) return;
     enter();
     if (lua_getmetatable(L_, idx)) {
       int mt = lua_gettop(L_);
@@ -906,8 +974,9 @@ class Encoder {
     leave();
   }
 
-  // Object map values: an index, or a module or a registered class (kModule
-  // or kClass), or an object whose __reduce is running (kPending).
+  // Object map values: an index, flagged kPending while the object's
+  // __reduce runs.  Module directory values: kModule or kClass | an index in
+  // its names (which is why a message numbers fewer than 2^29 objects).
   static constexpr lua_Integer kReserveMax = 1 << 16;  // object map hint, in entries
   static constexpr uint32_t kPending = 0x80000000u;
   static constexpr uint32_t kModule = 0x40000000u;
@@ -933,8 +1002,7 @@ class Encoder {
   };
   PtrMap upvalues_;  // upvalue id -> index in upvalue_owners_
   std::vector<UpvalueOwner> upvalue_owners_;
-  bool modules_loaded_ = false;
-  const std::vector<std::string>* module_names_ = nullptr;  // the directory's names
+  ModuleDirectory* dir_ = nullptr;  // the state's, fetched by the first table
   std::string scratch_;
 };
 
