@@ -418,11 +418,7 @@ class Encoder {
 
  public:
   Encoder(lua_State* L, std::string& out, EncodeContext& ctx)
-      : L_(L), s_(out), pos_(out.size()), ctx_(ctx) {
-    // One allocation each up front rather than several small regrowths.
-    object_pos_.reserve(16);
-    string_pos_.reserve(16);
-  }
+      : L_(L), s_(out), pos_(out.size()), ctx_(ctx) {}
 
   // Encodes the value at `idx` after the version byte.  On failure restores
   // the stack top and the output size, sets ctx.path to the failing path,
@@ -466,9 +462,11 @@ class Encoder {
     if (s_.size() - pos_ < n) grow(n);
     return &s_[pos_];
   }
-  void grow(size_t n) {
+  // Out of line: the first growth of a small message's buffer is the only
+  // one (256 bytes hold most messages), the others double.
+  [[gnu::noinline]] void grow(size_t n) {
     size_t want = pos_ + n;
-    size_t cap = s_.size() < 64 ? 64 : s_.size() * 2;
+    size_t cap = s_.size() < 256 ? 256 : s_.size() * 2;
     if (cap < want) cap = want;
     s_.resize(cap);
   }
@@ -593,9 +591,19 @@ class Encoder {
 
   // Emits T_STRREF for a string already numbered (flagging its first
   // appearance) and returns true; else numbers the one about to be written.
-  // A small direct-mapped cache by pointer sits in front of strings_: the
-  // records of a message repeat the same few keys.
+  // While strings_ holds few strings its inline scan is the fastest lookup;
+  // once it has moved to the heap, a small direct-mapped cache by pointer
+  // sits in front of it (the records of a message repeat the same few keys).
   bool string_ref(const char* s) {
+    if (!strings_.large()) {
+      int64_t found = strings_.find(s);
+      if (found >= 0) {
+        put_string_ref(static_cast<uint32_t>(found));
+        return true;
+      }
+      number_string(s);
+      return false;
+    }
     KeySlot& slot = key_cache_[(reinterpret_cast<uintptr_t>(s) >> 4) & (kKeyCacheSize - 1)];
     if (slot.s == s) {
       put_string_ref(slot.number);
@@ -623,11 +631,18 @@ class Encoder {
       put_string_ref(static_cast<uint32_t>(found));
       return true;
     }
-    uint32_t number = static_cast<uint32_t>(string_pos_.size());
-    strings_.put(s, number);
-    slot = {s, number};
-    string_pos_.push_back(pos_);
+    slot = {s, number_string(s)};
     return false;
+  }
+  // Numbers the string about to be written at pos_.  The key cache is
+  // cleared when strings_ moves to the heap, the first time it is used.
+  uint32_t number_string(const char* s) {
+    uint32_t number = static_cast<uint32_t>(string_pos_.size());
+    bool was_large = strings_.large();
+    strings_.put(s, number);
+    if (!was_large && strings_.large()) std::memset(key_cache_, 0, sizeof key_cache_);
+    string_pos_.push_back(pos_);
+    return number;
   }
 
   // A table key or a name: strings up to kMemoStringMax bytes are numbered
@@ -991,17 +1006,19 @@ class Encoder {
   lua_Integer nanchors_ = 0;
   int depth_ = 0;
   PtrMap objects_;
-  std::vector<size_t> object_pos_;  // where each object's tag is
+  SmallVec<size_t, 16> object_pos_;  // where each object's tag is
   PtrMap strings_;
-  std::vector<size_t> string_pos_;  // where each key string's tag is
-  KeySlot key_cache_[kKeyCacheSize] = {};  // string -> number, a subset of strings_
+  SmallVec<size_t, 16> string_pos_;  // where each key string's tag is
+  // string -> number, a subset of strings_; zeroed (and used) only once
+  // strings_ is large, so a small message does not pay for clearing it.
+  KeySlot key_cache_[kKeyCacheSize];
   // The first function (and its upvalue number) each upvalue was sent with.
   struct UpvalueOwner {
     uint32_t function;
     uint8_t number;
   };
   PtrMap upvalues_;  // upvalue id -> index in upvalue_owners_
-  std::vector<UpvalueOwner> upvalue_owners_;
+  SmallVec<UpvalueOwner, 8> upvalue_owners_;
   ModuleDirectory* dir_ = nullptr;  // the state's, fetched by the first table
   std::string scratch_;
 };
