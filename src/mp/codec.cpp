@@ -10,6 +10,9 @@
 //   luamp.codec.classnames metatable -> class name
 //   luamp.codec.cnames     C function -> path ("math.sqrt"), built lazily
 //   luamp.codec.cfuncs     path -> C function, built with cnames
+//   luamp.codec.moduledir  the module directory (userdata, see below)
+//   luamp.codec.modulerefs the tables the module directory names
+// and mp.dumps keeps its output buffer in an upvalue.
 #include "mp/codec.h"
 
 #include <cctype>
@@ -430,9 +433,6 @@ class Encoder {
     try {
       try {
         if (!lua_checkstack(L_, 8)) throw Unsendable{"a value: Lua stack overflow", "", false};
-        lua_pushglobaltable(L_);
-        globals_ = lua_topointer(L_, -1);
-        lua_pop(L_, 1);
         // A slot for the table that keeps the values __reduce returned alive
         // until the message is done (their identities are in the memo); the
         // table is made by the first __reduce.
@@ -768,6 +768,11 @@ class Encoder {
   [[gnu::noinline]] void table(int idx) {
     idx = lua_absindex(L_, idx);
     const void* p = lua_topointer(L_, idx);
+    if (globals_ == nullptr) {  // the first table of the message
+      lua_pushglobaltable(L_);
+      globals_ = lua_topointer(L_, -1);
+      lua_pop(L_, 1);
+    }
     if (p == globals_) {
       put_byte(T_GLOBALS);
       return;
@@ -856,9 +861,12 @@ class Encoder {
         if (kt == LUA_TSTRING) {
           key_string(key);
         } else {
-          if (kt == LUA_TNUMBER && lua_isinteger(L_, key)) {
-            lua_Integer k = lua_tointeger(L_, key);
-            if (k >= 1 && k <= n) {
+          if (kt == LUA_TNUMBER) {
+            // A float key is never integral (Lua normalizes those to
+            // integers), so this is true only for integer keys.
+            int isint;
+            lua_Integer k = lua_tointegerx(L_, key, &isint);
+            if (isint && k >= 1 && k <= n) {
               lua_pop(L_, 1);
               continue;
             }
@@ -1591,14 +1599,44 @@ class Decoder {
 // ---------------------------------------------------------------------------
 // Lua bindings.
 
+// mp.dumps's output buffer, kept between calls (upvalue 1 of dumps) so a
+// small message costs no allocation.  Buffers that grew past kKeep are
+// dropped rather than kept.
+struct DumpsBuffer {
+  static constexpr size_t kKeep = 64 * 1024;
+  std::string out;
+  bool busy = false;  // a dumps is using `out` (a nested one makes its own)
+};
+
+int dumps_buffer_gc(lua_State* L) {
+  auto* b = static_cast<DumpsBuffer*>(lua_touserdata(L, 1));
+  if (b) b->~DumpsBuffer();
+  return 0;
+}
+
 // mp.dumps(v [, name]) -> string.  `name` names v in error paths.
 int codec_dumps(lua_State* L) {
   luaL_checkany(L, 1);
-  const char* root = luaL_optstring(L, 2, "value");
+  const char* root = luaL_optstring(L, 2, nullptr);
+  auto* cache = static_cast<DumpsBuffer*>(lua_touserdata(L, lua_upvalueindex(1)));
   return run_guarded(L, [&] {
-    std::string out;
+    // A dumps nested in a __reduce finds the buffer busy and uses its own.
+    std::string own;
+    bool reuse = !cache->busy;
+    std::string& out = reuse ? cache->out : own;
+    struct Release {
+      DumpsBuffer* cache;
+      bool reuse;
+      ~Release() {
+        if (!reuse) return;
+        cache->busy = false;
+        if (cache->out.capacity() > DumpsBuffer::kKeep) std::string().swap(cache->out);
+      }
+    } release{cache, reuse};
+    cache->busy = true;
+    out.clear();
     EncodeContext ctx;
-    ctx.path = root;
+    if (root != nullptr) ctx.path = root;  // empty: "value"
     encode(L, 1, out, ctx);
     lua_pushlstring(L, out.data(), out.size());
     return 1;
@@ -1665,11 +1703,17 @@ void decode(lua_State* L, const char* data, size_t len, DecodeContext& ctx) {
 }
 
 void open_codec(lua_State* L) {
-  static const luaL_Reg funcs[] = {{"dumps", codec_dumps},
-                                   {"loads", codec_loads},
+  static const luaL_Reg funcs[] = {{"loads", codec_loads},
                                    {"register_class", codec_register_class},
                                    {nullptr, nullptr}};
   luaL_setfuncs(L, funcs, 0);
+  new (lua_newuserdatauv(L, sizeof(DumpsBuffer), 0)) DumpsBuffer();
+  lua_newtable(L);
+  lua_pushcfunction(L, dumps_buffer_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_pushcclosure(L, codec_dumps, 1);
+  lua_setfield(L, -2, "dumps");
 }
 
 }  // namespace luamp::codec

@@ -55,6 +55,23 @@ os.remove(input)
 os.remove(output)
 assert(ok, err)
 
+-- mp.dumps reuses one output buffer between calls: a dumps nested in a
+-- __reduce, and a failed dumps, must leave the outer message intact.
+do
+  local Boxed = {}
+  Boxed.__reduce = function(o) return mp.dumps({o.v, string.rep("z", 300)}) end
+  Boxed.__rebuild = function(s) return setmetatable({v = mp.loads(s)[1]}, Boxed) end
+  mp.register_class("test.codec.Boxed", Boxed)
+  local list = {}
+  for i = 1, 40 do list[i] = setmetatable({v = i}, Boxed) end
+  local msg = mp.dumps({list, string.rep("q", 500)})
+  assert(not pcall(mp.dumps, {coroutine.create(print)}))
+  local back = mp.loads(msg)
+  assert(back[1][40].v == 40 and getmetatable(back[1][1]) == Boxed and back[2] == string.rep("q", 500))
+  assert(#mp.dumps(string.rep("h", 100000)) > 100000)
+  assert(mp.loads(mp.dumps({1, 2, 3}))[3] == 3)
+end
+
 -- Misuse.
 assert(not pcall(mp.dumps))
 assert(select(2, pcall(mp.loads, 42)):find("corrupt message"))
