@@ -591,18 +591,14 @@ class Encoder {
 
   // Emits T_STRREF for a string already numbered (flagging its first
   // appearance) and returns true; else numbers the one about to be written.
-  // While strings_ holds few strings its inline scan is the fastest lookup;
-  // once it has moved to the heap, a small direct-mapped cache by pointer
-  // sits in front of it (the records of a message repeat the same few keys).
+  // A small direct-mapped cache by pointer sits in front of strings_: the
+  // records of a message repeat the same few keys.  It is cleared by the
+  // message's first numbered string, so a message without any does not pay
+  // for that.
   bool string_ref(const char* s) {
-    if (!strings_.large()) {
-      int64_t found = strings_.find(s);
-      if (found >= 0) {
-        put_string_ref(static_cast<uint32_t>(found));
-        return true;
-      }
-      number_string(s);
-      return false;
+    if (!key_cache_ready_) {
+      std::memset(key_cache_, 0, sizeof key_cache_);
+      key_cache_ready_ = true;
     }
     KeySlot& slot = key_cache_[(reinterpret_cast<uintptr_t>(s) >> 4) & (kKeyCacheSize - 1)];
     if (slot.s == s) {
@@ -631,18 +627,11 @@ class Encoder {
       put_string_ref(static_cast<uint32_t>(found));
       return true;
     }
-    slot = {s, number_string(s)};
-    return false;
-  }
-  // Numbers the string about to be written at pos_.  The key cache is
-  // cleared when strings_ moves to the heap, the first time it is used.
-  uint32_t number_string(const char* s) {
     uint32_t number = static_cast<uint32_t>(string_pos_.size());
-    bool was_large = strings_.large();
     strings_.put(s, number);
-    if (!was_large && strings_.large()) std::memset(key_cache_, 0, sizeof key_cache_);
+    slot = {s, number};
     string_pos_.push_back(pos_);
-    return number;
+    return false;
   }
 
   // A table key or a name: strings up to kMemoStringMax bytes are numbered
@@ -1017,9 +1006,8 @@ class Encoder {
   SmallVec<size_t, 16> object_pos_;  // where each object's tag is
   PtrMap strings_;
   SmallVec<size_t, 16> string_pos_;  // where each key string's tag is
-  // string -> number, a subset of strings_; zeroed (and used) only once
-  // strings_ is large, so a small message does not pay for clearing it.
-  KeySlot key_cache_[kKeyCacheSize];
+  KeySlot key_cache_[kKeyCacheSize];  // string -> number, a subset of strings_
+  bool key_cache_ready_ = false;      // key_cache_ is cleared
   // The first function (and its upvalue number) each upvalue was sent with.
   struct UpvalueOwner {
     uint32_t function;
