@@ -515,8 +515,10 @@ class Encoder {
   }
 
   // --- values -------------------------------------------------------------
-  void value(int idx) {
-    switch (lua_type(L_, idx)) {
+  void value(int idx) { value(idx, lua_type(L_, idx)); }
+  // The same, when the caller already knows the type (lua_rawgeti says it).
+  void value(int idx, int type) {
+    switch (type) {
       case LUA_TNIL: put_byte(T_NIL); return;
       case LUA_TBOOLEAN: put_byte(lua_toboolean(L_, idx) ? T_TRUE : T_FALSE); return;
       case LUA_TNUMBER: {
@@ -833,12 +835,13 @@ class Encoder {
     try {
       int slot = lua_gettop(L_) + 1;  // where lua_rawgeti leaves t[i]
       for (; i <= n; ++i) {
-        if (lua_rawgeti(L_, idx, i) == LUA_TTABLE && i == 1 && n > 1) {
+        int type = lua_rawgeti(L_, idx, i);
+        if (type == LUA_TTABLE && i == 1 && n > 1) {
           // A list of tables (records, rows): number them all without
           // rehashing the object map again and again on the way.
           objects_.reserve(static_cast<size_t>(n < kReserveMax ? n : kReserveMax));
         }
-        value(slot);
+        value(slot, type);
         lua_pop(L_, 1);
       }
       uint32_t count = 0;
