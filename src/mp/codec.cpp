@@ -824,7 +824,12 @@ class Encoder {
   }
 
   // narr values for t[1..narr] (narr = the border #t), then the remaining
-  // key/value pairs, their u32 count patched in afterwards.
+  // key/value pairs, their u32 count patched in afterwards.  One lua_next
+  // walk serves both: it gives the array part first, in order, so the
+  // positional values come from the walk while its keys are 1, 2, 3, ...;
+  // any it does not give in that order (holes, elements kept in the hash
+  // part) are read with lua_rawgeti, and the walk goes on with the pairs,
+  // skipping the keys 1..narr already sent.
   void table_body(int idx) {
     lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L_, idx));
     put_varint(static_cast<uint64_t>(n));
@@ -833,22 +838,27 @@ class Encoder {
     int key = 0;
     bool as_key = false;
     try {
-      int slot = lua_gettop(L_) + 1;  // where lua_rawgeti leaves t[i]
+      int kslot = lua_gettop(L_) + 1;  // where lua_next leaves the key
+      int vslot = kslot + 1;           // and the value
+      lua_pushnil(L_);
+      int more = lua_next(L_, idx);
+      for (; more && i <= n && lua_isinteger(L_, kslot) && lua_tointeger(L_, kslot) == i; ++i) {
+        int type = lua_type(L_, vslot);
+        if (type == LUA_TTABLE && i == 1 && n > 1) reserve_objects(n);
+        value(vslot, type);
+        lua_pop(L_, 1);
+        more = lua_next(L_, idx);
+      }
+      int slot = more ? vslot + 1 : kslot;  // where lua_rawgeti leaves t[i]
       for (; i <= n; ++i) {
         int type = lua_rawgeti(L_, idx, i);
-        if (type == LUA_TTABLE && i == 1 && n > 1) {
-          // A list of tables (records, rows): number them all without
-          // rehashing the object map again and again on the way.
-          objects_.reserve(static_cast<size_t>(n < kReserveMax ? n : kReserveMax));
-        }
+        if (type == LUA_TTABLE && i == 1 && n > 1) reserve_objects(n);
         value(slot, type);
         lua_pop(L_, 1);
       }
       uint32_t count = 0;
-      int top = slot + 1;  // where lua_next leaves the value
-      lua_pushnil(L_);
-      while (lua_next(L_, idx) != 0) {
-        key = top - 1;
+      for (; more; more = lua_next(L_, idx)) {
+        key = kslot;
         int kt = lua_type(L_, key);
         if (kt == LUA_TSTRING) {
           key_string(key);
@@ -867,7 +877,7 @@ class Encoder {
           value(key);
           as_key = false;
         }
-        value(top);
+        value(vslot);
         lua_pop(L_, 1);
         if (++count == UINT32_MAX) fail("a table with 2^32 or more keys");
       }
@@ -882,6 +892,11 @@ class Encoder {
       }
       throw;
     }
+  }
+  // A list of tables (records, rows): number them all without rehashing the
+  // object map again and again on the way.
+  void reserve_objects(lua_Integer n) {
+    objects_.reserve(static_cast<size_t>(n < kReserveMax ? n : kReserveMax));
   }
 
   static int dump_writer(lua_State*, const void* p, size_t n, void* ud) {
