@@ -10,6 +10,9 @@
 //   luamp.codec.classnames metatable -> class name
 //   luamp.codec.cnames     C function -> path ("math.sqrt"), built lazily
 //   luamp.codec.cfuncs     path -> C function, built with cnames
+//   luamp.codec.moduledir  the module directory (userdata, see below)
+//   luamp.codec.modulerefs the tables the module directory names
+// and mp.dumps keeps its output buffer in an upvalue.
 #include "mp/codec.h"
 
 #include <cctype>
@@ -17,6 +20,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <string>
 #include <vector>
@@ -76,31 +80,57 @@ enum Tag : uint8_t {
 constexpr uint8_t kMemoFlag = 0x80;
 
 // ---------------------------------------------------------------------------
-// An open-addressing map from non-null pointers to 32-bit values (identity of
-// tables, functions, interned strings and upvalues while encoding).
+// A map from non-null pointers to 32-bit values (identity of tables,
+// functions, interned strings and upvalues while encoding).  The first
+// kInline keys live in the map itself and are scanned in order: most messages
+// number a handful of objects, and then the map costs no allocation and no
+// zero-fill.  Past that, an open-addressing table on the heap.
 class PtrMap {
  public:
+  static constexpr size_t kInline = 16;
+
+  PtrMap() = default;
+  PtrMap(const PtrMap&) = delete;
+  PtrMap& operator=(const PtrMap&) = delete;
+
   // Returns the value for key, or -1.
   int64_t find(const void* key) const {
-    if (keys_.empty()) return -1;
-    size_t mask = keys_.size() - 1;
+    if (slots_.empty()) {
+      for (size_t i = 0; i < count_; ++i)
+        if (inline_[i].key == key) return inline_[i].val;
+      return -1;
+    }
+    size_t mask = slots_.size() - 1;
     for (size_t i = hash(key) & mask;; i = (i + 1) & mask) {
-      if (keys_[i] == key) return vals_[i];
-      if (keys_[i] == nullptr) return -1;
+      if (slots_[i].key == key) return slots_[i].val;
+      if (slots_[i].key == nullptr) return -1;
     }
   }
   // Inserts or overwrites.
   void put(const void* key, uint32_t val) {
-    if ((count_ + 1) * 2 > keys_.size()) grow();
-    size_t mask = keys_.size() - 1;
-    for (size_t i = hash(key) & mask;; i = (i + 1) & mask) {
-      if (keys_[i] == key) {
-        vals_[i] = val;
+    if (slots_.empty()) {
+      for (size_t i = 0; i < count_; ++i) {
+        if (inline_[i].key == key) {
+          inline_[i].val = val;
+          return;
+        }
+      }
+      if (count_ < kInline) {
+        inline_[count_++] = {key, val};
         return;
       }
-      if (keys_[i] == nullptr) {
-        keys_[i] = key;
-        vals_[i] = val;
+      rehash(4 * kInline);
+    } else if ((count_ + 1) * 2 > slots_.size()) {
+      rehash(slots_.size() * 2);
+    }
+    size_t mask = slots_.size() - 1;
+    for (size_t i = hash(key) & mask;; i = (i + 1) & mask) {
+      if (slots_[i].key == key) {
+        slots_[i].val = val;
+        return;
+      }
+      if (slots_[i].key == nullptr) {
+        slots_[i] = {key, val};
         ++count_;
         return;
       }
@@ -115,32 +145,73 @@ class PtrMap {
   }
   // Makes room for `more` keys beyond those present in one rehash.
   void reserve(size_t more) {
-    size_t want = keys_.empty() ? 32 : keys_.size();
+    if (slots_.empty() && count_ + more <= kInline) return;
+    size_t want = slots_.empty() ? 4 * kInline : slots_.size();
     while ((count_ + more + 1) * 2 > want) want *= 2;
-    if (want != keys_.size()) grow(want);
+    if (want != slots_.size()) rehash(want);
   }
   size_t size() const { return count_; }
+  // True once the keys have moved to the heap table.
+  bool large() const { return !slots_.empty(); }
+  void clear() {
+    slots_.clear();
+    count_ = 0;
+  }
 
  private:
-  void grow(size_t size = 0) {
-    if (size == 0) size = keys_.empty() ? 32 : keys_.size() * 2;
-    std::vector<const void*> old_keys(size, nullptr);
-    std::vector<uint32_t> old_vals(old_keys.size());
-    old_keys.swap(keys_);
-    old_vals.swap(vals_);
+  struct Slot {
+    const void* key;
+    uint32_t val;
+  };
+  // Moves every key into a zeroed heap table of `size` (a power of two) slots.
+  void rehash(size_t size) {
+    std::vector<Slot> old(size, Slot{nullptr, 0});
+    old.swap(slots_);
+    const Slot* from = old.empty() ? inline_ : old.data();
+    size_t n = old.empty() ? count_ : old.size();
     // The keys are distinct: each goes to the first free slot of its probe.
-    size_t mask = keys_.size() - 1;
-    for (size_t i = 0; i < old_keys.size(); ++i) {
-      if (old_keys[i] == nullptr) continue;
-      size_t j = hash(old_keys[i]) & mask;
-      while (keys_[j] != nullptr) j = (j + 1) & mask;
-      keys_[j] = old_keys[i];
-      vals_[j] = old_vals[i];
+    size_t mask = slots_.size() - 1;
+    for (size_t i = 0; i < n; ++i) {
+      if (from[i].key == nullptr) continue;
+      size_t j = hash(from[i].key) & mask;
+      while (slots_[j].key != nullptr) j = (j + 1) & mask;
+      slots_[j] = from[i];
     }
   }
-  std::vector<const void*> keys_;
-  std::vector<uint32_t> vals_;
+  Slot inline_[kInline];  // the first count_ are used while slots_ is empty
+  std::vector<Slot> slots_;
   size_t count_ = 0;
+};
+
+// A vector of trivially copyable T whose first N elements need no heap.
+template <class T, size_t N>
+class SmallVec {
+ public:
+  SmallVec() = default;
+  SmallVec(const SmallVec&) = delete;
+  SmallVec& operator=(const SmallVec&) = delete;
+
+  void push_back(const T& v) {
+    if (size_ == cap_) grow();
+    data_[size_++] = v;
+  }
+  T& operator[](size_t i) { return data_[i]; }
+  const T& operator[](size_t i) const { return data_[i]; }
+  size_t size() const { return size_; }
+
+ private:
+  void grow() {
+    cap_ *= 2;
+    std::unique_ptr<T[]> bigger(new T[cap_]);
+    std::memcpy(bigger.get(), data_, size_ * sizeof(T));
+    heap_ = std::move(bigger);
+    data_ = heap_.get();
+  }
+  T inline_[N];  // the elements while size_ <= N
+  T* data_ = inline_;
+  size_t size_ = 0;
+  size_t cap_ = N;
+  std::unique_ptr<T[]> heap_;
 };
 
 // Pushes registry[key], creating an empty table there if missing.
@@ -297,7 +368,7 @@ constexpr const char* kModuleDirKey = "luamp.codec.moduledir";
 constexpr const char* kModuleRefsKey = "luamp.codec.modulerefs";
 
 struct ModuleDirectory {
-  std::vector<std::pair<const void*, uint32_t>> entries;  // pointer -> kModule/kClass | index
+  PtrMap map;  // table -> kModule or kClass | index in names
   std::vector<std::string> names;
   bool valid = false;
   bool watched = false;  // package.loaded reports additions to us
@@ -350,11 +421,7 @@ class Encoder {
 
  public:
   Encoder(lua_State* L, std::string& out, EncodeContext& ctx)
-      : L_(L), s_(out), pos_(out.size()), ctx_(ctx) {
-    // One allocation each up front rather than several small regrowths.
-    object_pos_.reserve(16);
-    string_pos_.reserve(16);
-  }
+      : L_(L), s_(out), pos_(out.size()), ctx_(ctx) {}
 
   // Encodes the value at `idx` after the version byte.  On failure restores
   // the stack top and the output size, sets ctx.path to the failing path,
@@ -366,9 +433,6 @@ class Encoder {
     try {
       try {
         if (!lua_checkstack(L_, 8)) throw Unsendable{"a value: Lua stack overflow", "", false};
-        lua_pushglobaltable(L_);
-        globals_ = lua_topointer(L_, -1);
-        lua_pop(L_, 1);
         // A slot for the table that keeps the values __reduce returned alive
         // until the message is done (their identities are in the memo); the
         // table is made by the first __reduce.
@@ -398,9 +462,11 @@ class Encoder {
     if (s_.size() - pos_ < n) grow(n);
     return &s_[pos_];
   }
-  void grow(size_t n) {
+  // Out of line: the first growth of a small message's buffer is the only
+  // one (256 bytes hold most messages), the others double.
+  [[gnu::noinline]] void grow(size_t n) {
     size_t want = pos_ + n;
-    size_t cap = s_.size() < 64 ? 64 : s_.size() * 2;
+    size_t cap = s_.size() < 256 ? 256 : s_.size() * 2;
     if (cap < want) cap = want;
     s_.resize(cap);
   }
@@ -449,8 +515,10 @@ class Encoder {
   }
 
   // --- values -------------------------------------------------------------
-  void value(int idx) {
-    switch (lua_type(L_, idx)) {
+  void value(int idx) { value(idx, lua_type(L_, idx)); }
+  // The same, when the caller already knows the type (lua_rawgeti says it).
+  void value(int idx, int type) {
+    switch (type) {
       case LUA_TNIL: put_byte(T_NIL); return;
       case LUA_TBOOLEAN: put_byte(lua_toboolean(L_, idx) ? T_TRUE : T_FALSE); return;
       case LUA_TNUMBER: {
@@ -526,8 +594,14 @@ class Encoder {
   // Emits T_STRREF for a string already numbered (flagging its first
   // appearance) and returns true; else numbers the one about to be written.
   // A small direct-mapped cache by pointer sits in front of strings_: the
-  // records of a message repeat the same few keys.
+  // records of a message repeat the same few keys.  It is cleared by the
+  // message's first numbered string, so a message without any does not pay
+  // for that.
   bool string_ref(const char* s) {
+    if (!key_cache_ready_) {
+      std::memset(key_cache_, 0, sizeof key_cache_);
+      key_cache_ready_ = true;
+    }
     KeySlot& slot = key_cache_[(reinterpret_cast<uintptr_t>(s) >> 4) & (kKeyCacheSize - 1)];
     if (slot.s == s) {
       put_string_ref(slot.number);
@@ -580,27 +654,11 @@ class Encoder {
     pos_ += 2 + len;
   }
 
-  // Emits a reference if the object was seen (returns true).  Loaded modules
-  // are in the same map, sent by name.
+  // Emits a reference if the object was seen (returns true).
   bool reference(const void* p) {
     int64_t found = objects_.find(p);
     if (found < 0) return false;
     uint32_t v = static_cast<uint32_t>(found);
-    if (v & (kModule | kClass)) {
-      const std::string& name = (*module_names_)[v & ~(kModule | kClass)];
-      if ((v & kModule) && !still_loaded(p, name)) {
-        // Unloaded since the directory was built (package.loaded[name] =
-        // nil does not pass through __newindex): no longer a module, so it
-        // crosses by value; the directory is rebuilt for the next message.
-        invalidate_module_directory(L_);
-        return false;
-      }
-      put_byte((v & kModule) ? T_MODULE : T_CLASSREF);
-      lua_pushlstring(L_, name.data(), name.size());
-      key_string(-1);
-      lua_pop(L_, 1);
-      return true;
-    }
     if (v & kPending) fail("an object whose __reduce result contains the object itself");
     s_[object_pos_[v]] |= static_cast<char>(kMemoFlag);
     put_byte(T_REF);
@@ -631,20 +689,37 @@ class Encoder {
   }
   void leave() { --depth_; }
 
-  // Puts the loaded modules (package.loaded) and the registered classes
-  // into the object map, once per message, so a module (an upvalue `mp`,
-  // say) or a class crosses by name.  The list comes from the state's
-  // module directory, rebuilt only when a module or class was added.
-  void load_modules() {
-    modules_loaded_ = true;
-    ModuleDirectory* dir = module_directory(L_);
-    if (!dir->valid) rebuild_directory(dir);
-    module_names_ = &dir->names;
-    for (const auto& e : dir->entries) objects_.put(e.first, e.second);
+  // Emits a loaded module (package.loaded) or a registered class by name
+  // (returns true), so a module (an upvalue `mp`, say) or a class crosses
+  // by name.  They are looked up in the state's module directory, rebuilt
+  // only when a module or class was added; a message looks at it only
+  // for a table it has not numbered yet, so a table that crossed by value
+  // stays a reference to that value.
+  bool named(const void* p) {
+    if (dir_ == nullptr) {
+      dir_ = module_directory(L_);
+      if (!dir_->valid) rebuild_directory(dir_);
+    }
+    int64_t found = dir_->map.find(p);
+    if (found < 0) return false;
+    uint32_t v = static_cast<uint32_t>(found);
+    const std::string& name = dir_->names[v & ~(kModule | kClass)];
+    if ((v & kModule) && !still_loaded(p, name)) {
+      // Unloaded since the directory was built (package.loaded[name] =
+      // nil does not pass through __newindex): no longer a module, so it
+      // crosses by value; the directory is rebuilt for the next message.
+      invalidate_module_directory(L_);
+      return false;
+    }
+    put_byte((v & kModule) ? T_MODULE : T_CLASSREF);
+    lua_pushlstring(L_, name.data(), name.size());
+    key_string(-1);
+    lua_pop(L_, 1);
+    return true;
   }
 
   void rebuild_directory(ModuleDirectory* dir) {
-    dir->entries.clear();
+    dir->map.clear();
     dir->names.clear();
     luaL_getsubtable(L_, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
     int loaded = lua_gettop(L_);
@@ -667,7 +742,7 @@ class Encoder {
       while (lua_next(L_, bit == kModule ? loaded : refs - 1) != 0) {
         int name = bit == kModule ? -2 : -1, obj = bit == kModule ? -1 : -2;
         if (lua_type(L_, name) == LUA_TSTRING && lua_istable(L_, obj) && lua_topointer(L_, obj) != globals_) {
-          dir->entries.emplace_back(lua_topointer(L_, obj), bit | static_cast<uint32_t>(dir->names.size()));
+          dir->map.put(lua_topointer(L_, obj), bit | static_cast<uint32_t>(dir->names.size()));
           dir->names.emplace_back(lua_tostring(L_, name));
           lua_pushvalue(L_, obj);
           lua_rawseti(L_, refs, ++nrefs);
@@ -684,12 +759,16 @@ class Encoder {
   [[gnu::noinline]] void table(int idx) {
     idx = lua_absindex(L_, idx);
     const void* p = lua_topointer(L_, idx);
+    if (globals_ == nullptr) {  // the first table of the message
+      lua_pushglobaltable(L_);
+      globals_ = lua_topointer(L_, -1);
+      lua_pop(L_, 1);
+    }
     if (p == globals_) {
       put_byte(T_GLOBALS);
       return;
     }
-    if (!modules_loaded_) load_modules();
-    if (reference(p)) return;
+    if (reference(p) || named(p)) return;
     enter();
     if (lua_getmetatable(L_, idx)) {
       int mt = lua_gettop(L_);
@@ -745,7 +824,12 @@ class Encoder {
   }
 
   // narr values for t[1..narr] (narr = the border #t), then the remaining
-  // key/value pairs, their u32 count patched in afterwards.
+  // key/value pairs, their u32 count patched in afterwards.  One lua_next
+  // walk serves both: it gives the array part first, in order, so the
+  // positional values come from the walk while its keys are 1, 2, 3, ...;
+  // any it does not give in that order (holes, elements kept in the hash
+  // part) are read with lua_rawgeti, and the walk goes on with the pairs,
+  // skipping the keys 1..narr already sent.
   void table_body(int idx) {
     lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L_, idx));
     put_varint(static_cast<uint64_t>(n));
@@ -754,28 +838,37 @@ class Encoder {
     int key = 0;
     bool as_key = false;
     try {
-      int slot = lua_gettop(L_) + 1;  // where lua_rawgeti leaves t[i]
+      int kslot = lua_gettop(L_) + 1;  // where lua_next leaves the key
+      int vslot = kslot + 1;           // and the value
+      lua_pushnil(L_);
+      int more = lua_next(L_, idx);
+      for (; more && i <= n && lua_isinteger(L_, kslot) && lua_tointeger(L_, kslot) == i; ++i) {
+        int type = lua_type(L_, vslot);
+        if (type == LUA_TTABLE && i == 1 && n > 1) reserve_objects(n);
+        value(vslot, type);
+        lua_pop(L_, 1);
+        more = lua_next(L_, idx);
+      }
+      int slot = more ? vslot + 1 : kslot;  // where lua_rawgeti leaves t[i]
       for (; i <= n; ++i) {
-        if (lua_rawgeti(L_, idx, i) == LUA_TTABLE && i == 1 && n > 1) {
-          // A list of tables (records, rows): number them all without
-          // rehashing the object map again and again on the way.
-          objects_.reserve(static_cast<size_t>(n < kReserveMax ? n : kReserveMax));
-        }
-        value(slot);
+        int type = lua_rawgeti(L_, idx, i);
+        if (type == LUA_TTABLE && i == 1 && n > 1) reserve_objects(n);
+        value(slot, type);
         lua_pop(L_, 1);
       }
       uint32_t count = 0;
-      int top = slot + 1;  // where lua_next leaves the value
-      lua_pushnil(L_);
-      while (lua_next(L_, idx) != 0) {
-        key = top - 1;
+      for (; more; more = lua_next(L_, idx)) {
+        key = kslot;
         int kt = lua_type(L_, key);
         if (kt == LUA_TSTRING) {
           key_string(key);
         } else {
-          if (kt == LUA_TNUMBER && lua_isinteger(L_, key)) {
-            lua_Integer k = lua_tointeger(L_, key);
-            if (k >= 1 && k <= n) {
+          if (kt == LUA_TNUMBER) {
+            // A float key is never integral (Lua normalizes those to
+            // integers), so this is true only for integer keys.
+            int isint;
+            lua_Integer k = lua_tointegerx(L_, key, &isint);
+            if (isint && k >= 1 && k <= n) {
               lua_pop(L_, 1);
               continue;
             }
@@ -784,7 +877,7 @@ class Encoder {
           value(key);
           as_key = false;
         }
-        value(top);
+        value(vslot);
         lua_pop(L_, 1);
         if (++count == UINT32_MAX) fail("a table with 2^32 or more keys");
       }
@@ -799,6 +892,11 @@ class Encoder {
       }
       throw;
     }
+  }
+  // A list of tables (records, rows): number them all without rehashing the
+  // object map again and again on the way.
+  void reserve_objects(lua_Integer n) {
+    objects_.reserve(static_cast<size_t>(n < kReserveMax ? n : kReserveMax));
   }
 
   static int dump_writer(lua_State*, const void* p, size_t n, void* ud) {
@@ -906,8 +1004,9 @@ class Encoder {
     leave();
   }
 
-  // Object map values: an index, or a module or a registered class (kModule
-  // or kClass), or an object whose __reduce is running (kPending).
+  // Object map values: an index, flagged kPending while the object's
+  // __reduce runs.  Module directory values: kModule or kClass | an index in
+  // its names (which is why a message numbers fewer than 2^29 objects).
   static constexpr lua_Integer kReserveMax = 1 << 16;  // object map hint, in entries
   static constexpr uint32_t kPending = 0x80000000u;
   static constexpr uint32_t kModule = 0x40000000u;
@@ -922,19 +1021,19 @@ class Encoder {
   lua_Integer nanchors_ = 0;
   int depth_ = 0;
   PtrMap objects_;
-  std::vector<size_t> object_pos_;  // where each object's tag is
+  SmallVec<size_t, 16> object_pos_;  // where each object's tag is
   PtrMap strings_;
-  std::vector<size_t> string_pos_;  // where each key string's tag is
-  KeySlot key_cache_[kKeyCacheSize] = {};  // string -> number, a subset of strings_
+  SmallVec<size_t, 16> string_pos_;  // where each key string's tag is
+  KeySlot key_cache_[kKeyCacheSize];  // string -> number, a subset of strings_
+  bool key_cache_ready_ = false;      // key_cache_ is cleared
   // The first function (and its upvalue number) each upvalue was sent with.
   struct UpvalueOwner {
     uint32_t function;
     uint8_t number;
   };
   PtrMap upvalues_;  // upvalue id -> index in upvalue_owners_
-  std::vector<UpvalueOwner> upvalue_owners_;
-  bool modules_loaded_ = false;
-  const std::vector<std::string>* module_names_ = nullptr;  // the directory's names
+  SmallVec<UpvalueOwner, 8> upvalue_owners_;
+  ModuleDirectory* dir_ = nullptr;  // the state's, fetched by the first table
   std::string scratch_;
 };
 
@@ -1506,14 +1605,44 @@ class Decoder {
 // ---------------------------------------------------------------------------
 // Lua bindings.
 
+// mp.dumps's output buffer, kept between calls (upvalue 1 of dumps) so a
+// small message costs no allocation.  Buffers that grew past kKeep are
+// dropped rather than kept.
+struct DumpsBuffer {
+  static constexpr size_t kKeep = 64 * 1024;
+  std::string out;
+  bool busy = false;  // a dumps is using `out` (a nested one makes its own)
+};
+
+int dumps_buffer_gc(lua_State* L) {
+  auto* b = static_cast<DumpsBuffer*>(lua_touserdata(L, 1));
+  if (b) b->~DumpsBuffer();
+  return 0;
+}
+
 // mp.dumps(v [, name]) -> string.  `name` names v in error paths.
 int codec_dumps(lua_State* L) {
   luaL_checkany(L, 1);
-  const char* root = luaL_optstring(L, 2, "value");
+  const char* root = luaL_optstring(L, 2, nullptr);
+  auto* cache = static_cast<DumpsBuffer*>(lua_touserdata(L, lua_upvalueindex(1)));
   return run_guarded(L, [&] {
-    std::string out;
+    // A dumps nested in a __reduce finds the buffer busy and uses its own.
+    std::string own;
+    bool reuse = !cache->busy;
+    std::string& out = reuse ? cache->out : own;
+    struct Release {
+      DumpsBuffer* cache;
+      bool reuse;
+      ~Release() {
+        if (!reuse) return;
+        cache->busy = false;
+        if (cache->out.capacity() > DumpsBuffer::kKeep) std::string().swap(cache->out);
+      }
+    } release{cache, reuse};
+    cache->busy = true;
+    out.clear();
     EncodeContext ctx;
-    ctx.path = root;
+    if (root != nullptr) ctx.path = root;  // empty: "value"
     encode(L, 1, out, ctx);
     lua_pushlstring(L, out.data(), out.size());
     return 1;
@@ -1580,11 +1709,17 @@ void decode(lua_State* L, const char* data, size_t len, DecodeContext& ctx) {
 }
 
 void open_codec(lua_State* L) {
-  static const luaL_Reg funcs[] = {{"dumps", codec_dumps},
-                                   {"loads", codec_loads},
+  static const luaL_Reg funcs[] = {{"loads", codec_loads},
                                    {"register_class", codec_register_class},
                                    {nullptr, nullptr}};
   luaL_setfuncs(L, funcs, 0);
+  new (lua_newuserdatauv(L, sizeof(DumpsBuffer), 0)) DumpsBuffer();
+  lua_newtable(L);
+  lua_pushcfunction(L, dumps_buffer_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_pushcclosure(L, codec_dumps, 1);
+  lua_setfield(L, -2, "dumps");
 }
 
 }  // namespace luamp::codec

@@ -55,6 +55,48 @@ os.remove(input)
 os.remove(output)
 assert(ok, err)
 
+-- mp.dumps reuses one output buffer between calls: a dumps nested in a
+-- __reduce, and a failed dumps, must leave the outer message intact.
+do
+  local Boxed = {}
+  Boxed.__reduce = function(o) return mp.dumps({o.v, string.rep("z", 300)}) end
+  Boxed.__rebuild = function(s) return setmetatable({v = mp.loads(s)[1]}, Boxed) end
+  mp.register_class("test.codec.Boxed", Boxed)
+  local list = {}
+  for i = 1, 40 do list[i] = setmetatable({v = i}, Boxed) end
+  local msg = mp.dumps({list, string.rep("q", 500)})
+  assert(not pcall(mp.dumps, {coroutine.create(print)}))
+  local back = mp.loads(msg)
+  assert(back[1][40].v == 40 and getmetatable(back[1][1]) == Boxed and back[2] == string.rep("q", 500))
+  assert(#mp.dumps(string.rep("h", 100000)) > 100000)
+  assert(mp.loads(mp.dumps({1, 2, 3}))[3] == 3)
+end
+
+-- The encoder takes positional values from its lua_next walk while the keys
+-- come in order, and falls back to t[i] otherwise: tables whose elements sit
+-- in the hash part, with holes and with keys past the border round-trip.
+do
+  local function same(a, b)
+    for k, v in pairs(a) do assert(b[k] == v, tostring(k)) end
+    for k, v in pairs(b) do assert(a[k] == v, tostring(k)) end
+  end
+  local cases = {{nil, nil, 3}, {1, nil, 3, nil, 5}, {}}
+  local t = {}
+  for i = 20, 1, -1 do t[i] = i end
+  t.x, t[25], t[0], t[-1], t[2.5] = "x", 25, 0, -1, "f"
+  cases[#cases + 1] = t
+  t = {}
+  for i = 1, 100 do t[i] = i end
+  for i = 1, 100, 3 do t[i] = nil end
+  cases[#cases + 1] = t
+  t = {}
+  t[1], t[2], t[4], t[3] = 1, 2, 4, 3
+  cases[#cases + 1] = t
+  for _, c in ipairs(cases) do same(c, mp.loads(mp.dumps(c))) end
+  local ok, err = pcall(mp.dumps, (function() local u = {} u[2] = 2 u[1] = 1 u[3] = print u[3] = coroutine.create(print) return u end)())
+  assert(not ok and err:find("%(at value%[3%]%)"), err)
+end
+
 -- Misuse.
 assert(not pcall(mp.dumps))
 assert(select(2, pcall(mp.loads, 42)):find("corrupt message"))
