@@ -629,15 +629,15 @@ end
 -- Sends task uid; false when the ring is full.  A task that cannot be
 -- encoded (an argument the codec refuses) fails its own tasks.
 function Pool:_send(uid, unit)
-  local ok, sent = pcall(send, self._shared, uid, unit)
-  if ok then return sent end
+  local sent, err = send(self._shared, uid, unit)
+  if sent ~= nil then return sent end
   self._units[uid] = nil
   self._inflight = self._inflight - 1
   local job, first, n = unit, 1, 1
   if not unit._fe then job, first, n = unit.job, unit.first, unit.total end
   if job._lazy then job._ahead = job._ahead - unit.left end
   local errs = {}
-  for i = 1, n do errs[i] = sent end
+  for i = 1, n do errs[i] = err end
   if self._jobs[job._id] then job:_deliver(first, n, {}, errs) end
   return true
 end

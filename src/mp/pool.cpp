@@ -340,7 +340,8 @@ enum ItemsKind : uint8_t { kPacked = 0, kEncoded = 1, kApplyPacked = 2, kApplyEn
 
 // shared:put(uid, fid, fbytes, star, first, items, total, cs [, apply]) -> bool
 //   items: a pool_pack string or a table of the items; with apply, the
-//   argument table of the one task.
+//   argument table of the one task.  true: on the ring; false: the ring is
+//   full; nil, err: the items cannot be encoded.
 int shared_put(lua_State* L) {
   PoolShared* p = check_shared(L, 1);
   lua_Integer uid = luaL_checkinteger(L, 2);
@@ -370,7 +371,15 @@ int shared_put(lua_State* L) {
       head.items_kind = apply ? kApplyPacked : kPacked;
     } else {
       out.resize(sizeof head + fsize);
-      encode_value(L, 7, out, apply ? "args" : "items");
+      try {
+        encode_value(L, 7, out, apply ? "args" : "items");
+      } catch (Failure& f) {
+        // Not a programmer's mistake in the call: the task fails, not
+        // the caller (the pool hands the message to the task's result).
+        lua_pushnil(L);
+        push_failure(L, f);
+        return 2;
+      }
       head.items_kind = apply ? kApplyEncoded : kEncoded;
     }
     std::memcpy(out.data(), &head, sizeof head);
