@@ -489,6 +489,8 @@ function M.new_pool(method, opts)
     _callbacks = {}, _cb_head = 1, _cb_tail = 0,
     _ct = nil,            -- average seconds per chunk (from the workers)
     _worker_count = 0,
+    _interrupted = false, -- set by shared:wait on Ctrl-C
+    _busy = false,        -- bookkeeping in progress (see _pump)
   }, Pool)
   for _ = 1, processes do self:_start_worker() end
   return self
@@ -498,10 +500,10 @@ function Pool:_check_owner(what)
   if rawget(current_process(), "_pid") ~= self._owner then
     error(string.format("%s: a Pool can only be used by the process that created it", what), 3)
   end
-  if rawget(self, "_interrupted") or rawget(self, "_busy") then
+  if self._interrupted or self._busy then
     -- A Ctrl-C stopped a wait (pool.cpp killed the workers), or an error
     -- cut the handling of answers short: finish the job.
-    self._interrupted, self._busy = nil, false
+    self._interrupted, self._busy = false, false
     self:terminate()
   end
 end
@@ -1076,7 +1078,11 @@ function Pool:starmap(f, seq, chunksize)
 end
 
 function Pool:apply_async(f, args, callback, error_callback)
-  self:_check_running("apply_async")
+  -- (the checks of _check_running, inlined: this is the hot path)
+  if rawget(current_process(), "_pid") ~= self._owner or self._state ~= "RUN" or self._interrupted
+      or self._busy then
+    self:_check_running("apply_async")
+  end
   check_callable(f, "apply_async", 1)
   if args ~= nil and type(args) ~= "table" then
     error("bad argument #2 to 'apply_async' (table expected, got " .. type(args) .. ")", 2)

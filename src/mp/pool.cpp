@@ -105,6 +105,7 @@ struct PoolShared {
   int nslots;
   int my_slot;            // the worker's slot, -1 in the owner
   double sentinels_seen;  // owner: when the sentinels were last polled
+  std::string* scratch;   // a task record being built (reused: no allocation per task)
 };
 
 PoolShared* check_shared(lua_State* L, int idx) {
@@ -118,6 +119,8 @@ int shared_close(lua_State* L) {
   delete p->tasks;
   delete p->results;
   delete p->map;
+  delete p->scratch;
+  p->scratch = nullptr;
   p->tasks = p->results = nullptr;
   p->map = nullptr;
   p->slots = nullptr;
@@ -152,7 +155,7 @@ void map_shared(PoolShared* p, int fd, int nslots, bool format) {
 
 PoolShared* new_shared(lua_State* L) {
   auto* p = static_cast<PoolShared*>(lua_newuserdatauv(L, sizeof(PoolShared), 0));
-  *p = PoolShared{nullptr, nullptr, nullptr, nullptr, 0, -1, 0};
+  *p = PoolShared{nullptr, nullptr, nullptr, nullptr, 0, -1, 0, nullptr};
   luaL_setmetatable(L, kSharedType);
   return p;
 }
@@ -359,7 +362,16 @@ int shared_put(lua_State* L) {
   bool apply = lua_toboolean(L, 10);
   head.fbytes_size = fsize;
   return run_guarded(L, [&] {
-    std::string out(reinterpret_cast<const char*>(&head), sizeof head);
+    if (p->scratch == nullptr) p->scratch = new std::string();
+    std::string& out = *p->scratch;
+    // A big task's buffer is not kept.
+    struct Trim {
+      std::string& s;
+      ~Trim() {
+        if (s.capacity() > (1u << 20)) std::string().swap(s);
+      }
+    } trim{out};
+    out.assign(reinterpret_cast<const char*>(&head), sizeof head);
     out.append(fbytes, fsize);
     if (packed_string) {
       size_t n;

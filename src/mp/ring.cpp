@@ -13,6 +13,7 @@
 //                    the kind's payload; the length counts the tag.
 #include "mp/ring.h"
 
+#include <sched.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -372,7 +373,12 @@ Status Ring::get_record(Message& out, bool block, semlock::Deadline deadline, Cl
         const int64_t until = semlock::monotonic_ns() + kSpinNanos;
         for (int i = 1; h_->count.load(std::memory_order_acquire) == 0; ++i) {
           cpu_relax();
-          if ((i & 63) == 0 && semlock::monotonic_ns() >= until) break;
+          if ((i & 63) == 0) {
+            if (semlock::monotonic_ns() >= until) break;
+            // The writer may be waiting for this CPU (more processes
+            // than CPUs): let it run.
+            sched_yield();
+          }
         }
         h_->spinner.store(0, std::memory_order_release);
         continue;
