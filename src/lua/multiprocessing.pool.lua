@@ -201,17 +201,8 @@ local function worker_main(vehicle, slot, initializer, initargs, maxtasks)
       end
       local t = monotonic() - t0
       shared:finish(chunk)
-      -- Numbers-only results travel packed, with uid, chunk and the busy
-      -- time as three more numbers: a string, so no table to encode.
-      local packed = nil
-      if not errs then
-        values[n + 1], values[n + 2], values[n + 3] = uid, chunk, t
-        packed = pool_pack(values, 1, n + 3)
-      end
-      if packed then
-        shared:answer(packed)
-      else
-        values[n + 1], values[n + 2], values[n + 3] = nil, nil, nil
+      -- Numbers-only results travel packed, without the codec.
+      if errs or not shared:answer_packed(values, n, uid, chunk, t) then
         send_answer(shared, {uid, chunk, t, values, errs}, wname, first, n)
       end
     end
@@ -277,11 +268,7 @@ end
 -- One chunk's answer for tasks first..first+n-1 of this job.
 function AsyncResult:_deliver(first, n, values, errs)
   if self._ready then return end
-  if type(values) == "string" then
-    -- packed numbers: the value first (after one tag byte per number)
-    local cnt = #values // 9
-    return self:_finish(true, sunpack(values:byte(1) == 0 and "=j" or "=d", values, cnt + 1))
-  end
+  if type(values) ~= "table" then return self:_finish(true, values) end  -- one packed number
   if errs and errs[1] ~= nil then return self:_finish(false, errs[1]) end
   self:_finish(true, values[1])
 end
@@ -331,10 +318,13 @@ function MapResult:_deliver(first, n, values, errs)
       if errs[k] ~= nil then return self:_finish(false, errs[k]) end
     end
   end
-  if type(values) == "string" then
+  local tv = type(values)
+  if tv == "string" then  -- packed numbers
     pool_unpack(values, self._out, first, n)
-  else
+  elseif tv == "table" then
     table.move(values, 1, n, first, self._out)
+  else  -- one packed number
+    self._out[first] = values
   end
   self._left = self._left - n
   if self._left == 0 then self:_finish(true, self._out) end
@@ -345,7 +335,12 @@ local IMapIterator = class.new("IMapIterator")
 M.IMapIterator = IMapIterator
 
 function IMapIterator:_deliver(first, n, values, errs)
-  if type(values) == "string" then values = pool_unpack(values) end
+  local tv = type(values)
+  if tv == "string" then  -- packed numbers
+    values = pool_unpack(values)
+  elseif tv ~= "table" then  -- one packed number
+    values = {values}
+  end
   local have, vals, order = self._have, self._values, self._order
   for k = 1, n do
     local i = first + k - 1
@@ -726,18 +721,16 @@ function Pool:_run_callbacks()
   end
 end
 
--- Answers from the result ring: each is a packed string or {uid, k,
--- seconds, values, errs} (see worker_main).
+-- Answers from the result ring (shared:wait), four entries each: uid,
+-- chunk, seconds and the values (one number, or a pool_pack string), or
+-- false, false, false and {uid, chunk, seconds, values, errs}.
 function Pool:_on_answers(answers)
   local units, jobs = self._units, self._jobs
-  for a = 1, #answers do
-    local msg = answers[a]
-    local uid, k, t, values, errs
-    if type(msg) == "string" then  -- packed numbers, then uid, chunk, seconds
-      local cnt = #msg // 9
-      uid, k, t = sunpack("=jjd", msg, cnt + 8 * (cnt - 3) + 1)
-      values = msg
-    else
+  for a = 1, #answers, 4 do
+    local uid, k, t, values = answers[a], answers[a + 1], answers[a + 2], answers[a + 3]
+    local errs = nil
+    if not uid then
+      local msg = values
       uid, k, t, values, errs = msg[1], msg[2], msg[3], msg[4], msg[5]
     end
     local u = units[uid]

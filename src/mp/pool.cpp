@@ -17,8 +17,9 @@
 //     shared:wait(sentinels, timeout, pids, pool) -> answers, dead
 //                                    waits up to `timeout` (nil: no limit) for
 //                                    answers on the result ring or a worker
-//                                    sentinel; answers: decoded values in
-//                                    arrival order; dead: positions of the
+//                                    sentinel; answers: four entries per
+//                                    answer, in arrival order (see
+//                                    decode_one); dead: positions of the
 //                                    sentinels that fired.  On Ctrl-C it
 //                                    SIGKILLs `pids` before raising
 //                                    "interrupted!" and sets pool._interrupted.
@@ -35,6 +36,9 @@
 //     shared:start(k), shared:finish(k)   chunk k of the task starts / ends
 //     shared:answer(v)               encodes v and puts it on the result ring
 //                                    (waits for room)
+//     shared:answer_packed(values, n, uid, chunk, seconds) -> bool
+//                                    the same for numbers only, without the
+//                                    codec (false: not all numbers)
 //   shared:close() (also __gc, __close)
 //   core.pool_table(n)      a table with room for n sequence items
 //   core.pool_pack(t, i, j) / core.pool_unpack(s [, t, offset [, count]])
@@ -265,20 +269,26 @@ bool keys_are_sequence(lua_State* L, int t) {
   return count == len;
 }
 
+// Pushes one packed number: its tag byte (0 integer, 1 float) and the 8
+// bytes at v.
+void push_packed(lua_State* L, char tag, const char* v) {
+  if (tag == 0) {
+    lua_Integer i;
+    std::memcpy(&i, v, 8);
+    lua_pushinteger(L, i);
+  } else {
+    lua_Number d;
+    std::memcpy(&d, v, 8);
+    lua_pushnumber(L, d);
+  }
+}
+
 // Stores the first `count` of the `n` packed numbers at p into the table
 // on top of the stack, at offset, offset+1, ...
 void unpack_into(lua_State* L, const char* p, size_t n, size_t count, lua_Integer offset) {
   const char* vals = p + n;
   for (size_t k = 0; k < count; ++k) {
-    if (p[k] == 0) {
-      lua_Integer v;
-      std::memcpy(&v, vals + 8 * k, 8);
-      lua_pushinteger(L, v);
-    } else {
-      lua_Number d;
-      std::memcpy(&d, vals + 8 * k, 8);
-      lua_pushnumber(L, d);
-    }
+    push_packed(L, p[k], vals + 8 * k);
     lua_rawseti(L, -2, offset + static_cast<lua_Integer>(k));
   }
 }
@@ -515,6 +525,39 @@ int shared_answer(lua_State* L) {
   });
 }
 
+// A chunk's answer of numbers only, on the result ring without the codec:
+// this head, then the packed values (pack_numbers' format).
+struct PackedAnswer {
+  uint8_t marker;  // kPackedMarker; a codec message starts with its version (1)
+  uint8_t reserved[7];
+  int64_t uid, chunk;
+  double seconds;
+};
+constexpr uint8_t kPackedMarker = 0xA5;
+
+// shared:answer_packed(values, n, uid, chunk, seconds) -> bool: puts the
+// answer if values[1..n] are all numbers (false: they are not; nothing sent).
+int shared_answer_packed(lua_State* L) {
+  PoolShared* p = check_shared(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_Integer n = luaL_checkinteger(L, 3);
+  PackedAnswer head{};
+  head.marker = kPackedMarker;
+  head.uid = luaL_checkinteger(L, 4);
+  head.chunk = luaL_checkinteger(L, 5);
+  head.seconds = luaL_checknumber(L, 6);
+  return run_guarded(L, [&] {
+    if (p->scratch == nullptr) p->scratch = new std::string();
+    std::string& out = *p->scratch;
+    out.assign(reinterpret_cast<const char*>(&head), sizeof head);
+    bool ok = pack_numbers(L, 2, 1, n, out);
+    if (ok) p->results->put(out.data(), out.size(), true, semlock::Deadline::never());
+    if (out.capacity() > (1u << 20)) std::string().swap(out);
+    lua_pushboolean(L, ok);
+    return 1;
+  });
+}
+
 int check_slot_index(lua_State* L, PoolShared* p) {
   lua_Integer i = luaL_checkinteger(L, 2);
   luaL_argcheck(L, i >= 0 && i < p->nslots, 2, "slot out of range");
@@ -633,10 +676,41 @@ int shared_wait(lua_State* L) {
         throw;
       }
     };
+    // Each answer is four entries: uid, chunk, seconds, value (a packed
+    // answer: the number itself when it holds one, else the packed string),
+    // or false, false, false, the decoded {uid, chunk, seconds, values, errs}.
+    lua_Integer slots = 0;
     auto decode_one = [&] {
-      codec::DecodeContext ctx;
-      codec::decode(L, m.data(), m.size(), ctx);
-      lua_rawseti(L, 6, ++got);
+      const char* data = m.data();
+      size_t size = m.size();
+      if (size >= sizeof(PackedAnswer) && static_cast<uint8_t>(data[0]) == kPackedMarker) {
+        PackedAnswer head;
+        std::memcpy(&head, data, sizeof head);
+        size_t bytes = size - sizeof head;
+        if (bytes % 9 != 0) throw Failure::plain("corrupt message: bad packed answer");
+        lua_pushinteger(L, head.uid);
+        lua_rawseti(L, 6, ++slots);
+        lua_pushinteger(L, head.chunk);
+        lua_rawseti(L, 6, ++slots);
+        lua_pushnumber(L, head.seconds);
+        lua_rawseti(L, 6, ++slots);
+        const char* packed = data + sizeof head;
+        if (bytes == 9) {
+          push_packed(L, packed[0], packed + 1);
+        } else {
+          lua_pushlstring(L, packed, bytes);
+        }
+        lua_rawseti(L, 6, ++slots);
+      } else {
+        for (int i = 0; i < 3; ++i) {
+          lua_pushboolean(L, 0);
+          lua_rawseti(L, 6, ++slots);
+        }
+        codec::DecodeContext ctx;
+        codec::decode(L, data, size, ctx);
+        lua_rawseti(L, 6, ++slots);
+      }
+      ++got;
       m = ring::Message();
     };
     for (;;) {
@@ -681,7 +755,8 @@ void open_pool(lua_State* L) {
                                        {"discard", shared_discard},
                                        {"take", shared_take},
                                        {"start", shared_start},   {"finish", shared_finish},
-                                       {"answer", shared_answer}, {"wait", shared_wait},
+                                       {"answer", shared_answer},
+                                       {"answer_packed", shared_answer_packed}, {"wait", shared_wait},
                                        {"slot", shared_slot},     {"reset_slot", shared_reset_slot},
                                        {"gone", shared_gone},
                                        {"close", shared_close},   {nullptr, nullptr}};

@@ -292,8 +292,12 @@ Status Ring::put_record(const uint64_t* tag, const char* data, size_t size, bool
       h_->data_seq.fetch_add(1, std::memory_order_seq_cst);
       // Wake a reader only when there are more sleepers than messages
       // already waiting for them: a burst of puts to one sleeping reader
-      // costs one futex wake, not one per message.
-      bool wake = h_->readers_waiting.load(std::memory_order_seq_cst) > before;
+      // costs one futex wake, not one per message.  A reader spinning
+      // (get_claimed) takes the first message without being woken; it
+      // looks again under the lock when it stops, so nothing is missed.
+      uint64_t awake = h_->spinner.load(std::memory_order_seq_cst) != 0 ? 1 : 0;
+      bool wake = before >= awake &&
+                  h_->readers_waiting.load(std::memory_order_seq_cst) + awake > before;
       big.delivered = true;
       unlock();
       if (wake) semlock::futex_wake(&h_->data_seq, 1);
