@@ -209,6 +209,10 @@ local function worker_main(vehicle, slot, initializer, initargs, maxtasks)
     done = done + chunk
     if maxtasks and done >= maxtasks then break end
   end
+  -- Leaving by itself (a quit from close/join or from terminate, or its
+  -- last task): a SIGTERM from terminate must not cut the cleanup that
+  -- releases what this process holds (the owner's SIGKILL still bounds it).
+  core.ignore_sigterm()
   shared:close()
 end
 

@@ -16,6 +16,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -23,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstddef>
@@ -211,6 +213,8 @@ void write_all(int fd, bool is_socket, struct iovec* iov, int iovcnt, const std:
 // end of file.  Throws on errors, a pending Ctrl-C, or the deadline.
 size_t read_some(int fd, bool is_socket, char* p, size_t n, std::vector<int>* fds, double deadline) {
   alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerFrame)];
+  struct pollfd ready {fd, POLLIN, 0};
+  spin_until_ready(&ready, 1);
   for (;;) {
     if (deadline >= 0 && !wait_fd(fd, POLLIN, deadline)) throw Failure::plain("timed out");
     ssize_t got;
@@ -640,6 +644,40 @@ int mp_pipe(lua_State* L) {
 }
 
 }  // namespace
+
+namespace {
+// How long a wait of this process looks before it sleeps, in ns: doubled
+// (up to kSpinMaxNs) when a look sees the peer's answer, halved when it
+// does not; below kSpinMinNs the process sleeps at once and tries a whole
+// look again every kSpinRetry waits.  Loaded, or on one CPU, looks fail
+// (the peer needs the CPU being spent) and stop; idle CPUs make them pay.
+// Process-wide heuristic state, not meaning: atomics (a fork inherits them).
+constexpr int32_t kSpinMaxNs = 30000;
+constexpr int32_t kSpinMinNs = 2000;
+constexpr int32_t kSpinRetry = 64;
+std::atomic<int32_t> spin_window_ns{kSpinMaxNs};
+std::atomic<int32_t> spin_skipped{0};
+}  // namespace
+
+bool spin_until_ready(struct pollfd* fds, size_t n) {
+  for (size_t i = 0; i < n; ++i) fds[i].revents = 0;
+  if (::poll(fds, static_cast<nfds_t>(n), 0) != 0) return true;  // ready (or an error the caller sees)
+  int32_t window = spin_window_ns.load(std::memory_order_relaxed);
+  if (window < kSpinMinNs) {
+    if (spin_skipped.fetch_add(1, std::memory_order_relaxed) + 1 < kSpinRetry) return false;
+    spin_skipped.store(0, std::memory_order_relaxed);
+    window = kSpinMaxNs;  // a whole look: a short one would fail by itself
+  }
+  const double until = monotonic_seconds() + window * 1e-9;
+  do {
+    if (::poll(fds, static_cast<nfds_t>(n), 0) != 0) {
+      spin_window_ns.store(window * 2 > kSpinMaxNs ? kSpinMaxNs : window * 2, std::memory_order_relaxed);
+      return true;
+    }
+  } while (monotonic_seconds() < until);
+  spin_window_ns.store(window / 2, std::memory_order_relaxed);
+  return false;
+}
 
 void push_connection(lua_State* L, int fd, bool readable, bool writable, bool is_socket) {
   Conn* c = new_conn(L);
@@ -1193,6 +1231,7 @@ int connection_wait(lua_State* L) {
     pfds[i - 1] = pollfd{fd, POLLIN, 0};
   }
   int rc = run_guarded(L, [&] {
+    if (deadline < 0 || deadline > monotonic_seconds()) spin_until_ready(pfds, static_cast<size_t>(n));
     for (;;) {
       int ms = -1;
       if (deadline >= 0) {

@@ -36,6 +36,10 @@ constexpr const char* kTimedOut = "timed out";
 // Waits for `events` on fd until the absolute monotonic `deadline` (< 0:
 // forever).  Returns false when the deadline passed.  EINTR checks Ctrl-C.
 bool wait_fd(int fd, short events, double deadline) {
+  if (events == POLLIN) {
+    struct pollfd p {fd, events, 0};
+    if (connection::spin_until_ready(&p, 1)) return true;
+  }
   for (;;) {
     int ms = -1;
     if (deadline >= 0) {

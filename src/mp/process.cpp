@@ -455,6 +455,15 @@ int process_ignore_sigint(lua_State* L) {
   return 0;
 }
 
+// core.ignore_sigterm(): SIGTERM is ignored from now on (a pool worker that
+// is leaving by itself finishes its cleanup; its owner's SIGKILL still
+// ends a worker that takes too long).
+int process_ignore_sigterm(lua_State* L) {
+  (void)L;
+  signal(SIGTERM, SIG_IGN);
+  return 0;
+}
+
 // core.restore_sigint(): back to the default SIGINT disposition.
 int process_restore_sigint(lua_State* L) {
   (void)L;
@@ -481,6 +490,7 @@ void open_process(lua_State* L) {
                                    {"set_own_sentinel", process_set_own_sentinel},
                                    {"die_with_parent", process_die_with_parent},
                                    {"ignore_sigint", process_ignore_sigint},
+                                   {"ignore_sigterm", process_ignore_sigterm},
                                    {"restore_sigint", process_restore_sigint},
                                    {nullptr, nullptr}};
   luaL_setfuncs(L, funcs, 0);

@@ -405,7 +405,12 @@ bool Ring::consumed(uint64_t pos) {
 
 void Ring::forget_spinner(pid_t pid) {
   uint32_t dead = static_cast<uint32_t>(pid);
-  h_->spinner.compare_exchange_strong(dead, 0, std::memory_order_acq_rel);
+  if (!h_->spinner.compare_exchange_strong(dead, 0, std::memory_order_acq_rel)) return;
+  // Puts made meanwhile left their first message to the dead spinner.
+  if (h_->count.load(std::memory_order_acquire) > 0) {
+    h_->data_seq.fetch_add(1, std::memory_order_seq_cst);
+    semlock::futex_wake(&h_->data_seq, INT_MAX);
+  }
 }
 
 void Ring::task_done() {
