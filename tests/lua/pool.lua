@@ -6,12 +6,7 @@
 local mp = require "multiprocessing"
 local method = os.getenv("LUAMP_START_METHOD") or "fork"
 
-local function check_error(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching " .. pattern)
-  assert(tostring(err):find(pattern), "error '" .. tostring(err) .. "' does not match " .. pattern)
-  return err
-end
+local check_error = require("testlib").check_error
 
 local function seq(n, f)
   local t = {}

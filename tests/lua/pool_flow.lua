@@ -20,12 +20,7 @@ local function seq(n, f)
   return t
 end
 
-local function check_error(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching " .. pattern)
-  assert(tostring(err):find(pattern), "error '" .. tostring(err) .. "' does not match " .. pattern)
-  return err
-end
+local check_error = require("testlib").check_error
 
 -- Adds 1 to a shared Value under its lock (runs in workers: the Value
 -- travels as a reference to the same shared memory).

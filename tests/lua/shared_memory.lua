@@ -9,12 +9,7 @@ local leakcheck = require "leakcheck"
 local SharedMemory = mp.shared_memory.SharedMemory
 local ShareableList = mp.shared_memory.ShareableList
 
-local function check_error(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching " .. pattern)
-  assert(tostring(err):find(pattern), "error '" .. tostring(err) .. "' does not match " .. pattern)
-  return err
-end
+local check_error = require("testlib").check_error
 local children = {}
 local function run(target, ...)
   local p = mp.Process{target = target, args = table.pack(...)}

@@ -20,12 +20,7 @@ local function join(p)
   return p.exitcode
 end
 
-local function check_error(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error matching " .. pattern)
-  assert(tostring(err):find(pattern), "error '" .. tostring(err) .. "' does not match " .. pattern)
-  return err
-end
+local check_error = require("testlib").check_error
 
 -- 4 processes x 100,000 locked increments on a Value: exactly 400,000.
 do
