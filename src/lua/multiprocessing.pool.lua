@@ -22,7 +22,6 @@ local count_args = process._count_args
 local unpack = table.unpack
 local monotonic = core.monotonic
 local pool_pack, pool_unpack, pool_table = core.pool_pack, core.pool_unpack, core.pool_table
-local sunpack = string.unpack
 
 -- Worker name prefixes, as Python's.
 local prefixes = {fork = "ForkPoolWorker", spawn = "SpawnPoolWorker", forkserver = "ForkServerPoolWorker"}
