@@ -213,10 +213,14 @@ void write_all(int fd, bool is_socket, struct iovec* iov, int iovcnt, const std:
 // end of file.  Throws on errors, a pending Ctrl-C, or the deadline.
 size_t read_some(int fd, bool is_socket, char* p, size_t n, std::vector<int>* fds, double deadline) {
   alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerFrame)];
+  // Before a read that would sleep, look for the data for a moment
+  // (spin_until_ready).  A socket is first read without waiting, so data
+  // already there costs no extra system call; a pipe is looked at first.
   struct pollfd ready {fd, POLLIN, 0};
-  spin_until_ready(&ready, 1);
+  bool looked = !is_socket;
+  if (looked) spin_until_ready(&ready, 1);
   for (;;) {
-    if (deadline >= 0 && !wait_fd(fd, POLLIN, deadline)) throw Failure::plain("timed out");
+    if (looked && deadline >= 0 && !wait_fd(fd, POLLIN, deadline)) throw Failure::plain("timed out");
     ssize_t got;
     if (is_socket) {
       struct iovec iov {p, n};
@@ -225,7 +229,7 @@ size_t read_some(int fd, bool is_socket, char* p, size_t n, std::vector<int>* fd
       msg.msg_iovlen = 1;
       msg.msg_control = control;
       msg.msg_controllen = sizeof control;
-      got = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+      got = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | (looked ? 0 : MSG_DONTWAIT));
       if (got >= 0) {
         for (struct cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
           if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
@@ -251,8 +255,13 @@ size_t read_some(int fd, bool is_socket, char* p, size_t n, std::vector<int>* fd
       if (interrupt::pending()) throw_interrupted();
       continue;
     }
-    if (errno == EAGAIN) {
-      wait_fd(fd, POLLIN, -1);
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (!looked) {
+        looked = true;
+        spin_until_ready(&ready, 1);
+      } else {
+        wait_fd(fd, POLLIN, -1);
+      }
       continue;
     }
     throw Failure::os("recv", errno);
